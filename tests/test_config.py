@@ -1,0 +1,72 @@
+"""Run configs: every shipped config validates; bad configs fail with a one-line message naming the key."""
+
+from pathlib import Path
+
+import pytest
+
+from distill.config import load_config
+from distill.errors import DistillError
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = sorted((REPO / "configs").glob("*.yaml")) + sorted((REPO / "configs" / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_parse_and_validate(path):
+    cfg = load_config(path)
+    assert cfg.run.dir
+
+
+def test_default_config_is_the_offline_cpu_run():
+    cfg = load_config(REPO / "configs" / "default.yaml")
+    assert cfg.teacher.model == "models/smollm2-135m-instruct"
+    assert cfg.student.from_teacher_layers == 10
+    assert cfg.generate.prompts == "prompts/train.jsonl"
+
+
+def test_dotted_overrides_change_nested_values_and_parse_types():
+    cfg = load_config(REPO / "configs" / "default.yaml",
+                      ["train.lr=1e-4", "train.lora.enabled=true", "generate.stop=[END, STOP]", "run.dir=runs/x y"])
+    assert cfg.train.lr == 1e-4
+    assert cfg.train.lora.enabled is True
+    assert cfg.generate.stop == ["END", "STOP"]
+    assert cfg.run.dir == "runs/x y"
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+# (config text or override, the message it must produce)
+BAD_CONFIGS = [
+    ("train:\n  lrr: 0.1\n", "unknown config key train.lrr; did you mean train.lr?"),
+    ("trian:\n  lr: 0.1\n", "unknown config key trian; did you mean train?"),
+    ("train:\n  lr: fast\n", "config key train.lr: expected a number, got str 'fast'"),
+    ("train:\n  max_steps: 1.5\n", "config key train.max_steps: expected an integer, got float 1.5"),
+    ("train:\n  lora: yes please\n", "train.lora: expected a mapping, got str"),
+    ("generate:\n  k: 0\n", "config key generate.k: must be at least 1, got 0"),
+    ("generate:\n  stop: END\n", "config key generate.stop: expected a list, got str 'END'"),
+    ("train:\n  kd_loss: kl\n", "config key train.kd_loss: 'kl' is not one of forward_kl"),
+    ("teacher:\n  backend: openai\n", "config key teacher.base_url is required when teacher.backend is openai"),
+    ("student:\n  from_teacher_layers: null\n", "config key student.model is required unless student.from_teacher_layers"),
+    ("train:\n  lr: [1\nrun:\n  dir: x\n", "c.yaml:3: invalid YAML"),
+    ("- a\n- b\n", "expected a mapping of sections at the top level"),
+    ("train:\n  jsd_beta: 1.5\n", "config key train.jsd_beta: must be in (0, 1), got 1.5"),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD_CONFIGS)
+def test_bad_config_gives_one_line_error(tmp_path, text, message):
+    with pytest.raises(DistillError) as e:
+        load_config(write(tmp_path, text))
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_bad_override_and_missing_file(tmp_path):
+    with pytest.raises(DistillError, match="expected key=value"):
+        load_config(None, ["train.lr"])
+    with pytest.raises(DistillError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")

@@ -1,0 +1,182 @@
+"""Distillation losses against a stored top-k teacher distribution: pure tensor functions, one per loss.
+
+The teacher is known only on its top-k tokens (ids [N, K], probabilities [N, K], zero-probability entries are
+padding). Both distributions are compared on the same C classes:
+  tail="bucket":      the K top-k tokens plus one class for everything else (teacher: 1 - sum(top-k));
+  tail="renormalize": the K top-k tokens only, both distributions renormalised over them.
+With K = V (every token stored) both reduce to the usual full-vocabulary divergences.
+
+Temperature T divides the student's logits and raises the teacher's class probabilities to 1/T (then
+renormalises); the KD term is multiplied by T^2 so its gradient scale does not change with T (Hinton et al.).
+
+Every function returns one value per position ([N]); callers sum and divide by the number of response tokens,
+in training and in evaluation alike (`loss_sums`), so the two report the same number for the same batch.
+Nothing here builds a dense [N, V] teacher tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+# Probabilities below this are treated as this in logs that would otherwise be log(0) (reverse KL's tail).
+PROB_FLOOR = 1e-8
+# Log-probability of a class that does not exist (padding): finite, so that no inf * 0 reaches a gradient.
+ABSENT = -1e4
+
+
+@dataclass(frozen=True)
+class KDSpec:
+    kind: str = "forward_kl"  # forward_kl | reverse_kl | jsd | skew_forward_kl | skew_reverse_kl
+    temperature: float = 1.0
+    tail: str = "bucket"  # bucket | renormalize
+    beta: float = 0.5  # jsd: weight of the teacher in the mixture
+    alpha: float = 0.1  # skew KL: weight of the first argument in the mixture
+
+
+# ---- the two distributions over shared classes ------------------------------------------------------------
+
+
+def teacher_log_probs(topk_probs: torch.Tensor, tail: str, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher log-probabilities over the classes, and which classes exist ([N, C] each)."""
+    probs = topk_probs.float()
+    valid = probs > 0
+    if tail == "bucket":
+        rest = (1.0 - probs.sum(-1, keepdim=True)).clamp_min(0.0)
+        probs = torch.cat([probs, rest], dim=-1)
+        valid = torch.cat([valid, torch.ones_like(valid[:, :1])], dim=-1)
+    log_p = torch.where(valid, probs.clamp_min(PROB_FLOOR).log(), ABSENT)
+    if tail == "renormalize" or temperature != 1.0:
+        log_p = torch.log_softmax(log_p / temperature, dim=-1)
+    return log_p, valid
+
+
+def student_log_probs(student_log_softmax: torch.Tensor, topk_ids: torch.Tensor, valid: torch.Tensor,
+                      tail: str) -> torch.Tensor:
+    """Student log-probabilities over the same classes, from its full log-softmax ([N, V]) at temperature T."""
+    k = topk_ids.shape[-1]
+    gathered = student_log_softmax.gather(-1, topk_ids)
+    gathered = torch.where(valid[:, :k], gathered, ABSENT)
+    if tail == "renormalize":
+        return torch.log_softmax(gathered, dim=-1)
+    in_topk = torch.logsumexp(gathered, dim=-1, keepdim=True)
+    # log(1 - exp(x)) for x <= 0, clamped so that a student with all its mass on the top-k stays finite.
+    rest = torch.log(-torch.expm1(in_topk.clamp_max(-PROB_FLOOR)))
+    return torch.cat([gathered, rest], dim=-1)
+
+
+# ---- divergences over classes: one function each ------------------------------------------------------------
+
+
+def _kl(log_a: torch.Tensor, log_b: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """sum_c a_c (log a_c - log b_c) over valid classes."""
+    terms = log_a.exp() * (log_a - log_b)
+    return torch.where(valid, terms, 0.0).sum(-1)
+
+
+def _mix(log_a: torch.Tensor, log_b: torch.Tensor, weight_a: float) -> torch.Tensor:
+    """log(weight_a * a + (1 - weight_a) * b), computed in log space."""
+    return torch.logaddexp(log_a + math.log(weight_a), log_b + math.log1p(-weight_a))
+
+
+def forward_kl(log_p, log_q, valid):
+    """KL(teacher || student): mass-covering; the usual KD loss."""
+    return _kl(log_p, log_q, valid)
+
+
+def reverse_kl(log_p, log_q, valid):
+    """KL(student || teacher): mode-seeking."""
+    return _kl(log_q, log_p, valid)
+
+
+def jsd(log_p, log_q, valid, beta):
+    """Generalised Jensen-Shannon: beta KL(P || M) + (1 - beta) KL(Q || M), M = beta P + (1 - beta) Q."""
+    log_m = _mix(log_p, log_q, beta)
+    return beta * _kl(log_p, log_m, valid) + (1 - beta) * _kl(log_q, log_m, valid)
+
+
+def skew_forward_kl(log_p, log_q, valid, alpha):
+    """KL(P || alpha P + (1 - alpha) Q) (DistiLLM): forward KL that stays bounded when Q misses P's mass."""
+    return _kl(log_p, _mix(log_p, log_q, alpha), valid)
+
+
+def skew_reverse_kl(log_p, log_q, valid, alpha):
+    """KL(Q || alpha Q + (1 - alpha) P) (DistiLLM)."""
+    return _kl(log_q, _mix(log_q, log_p, alpha), valid)
+
+
+def kd_per_position(student_logits: torch.Tensor, topk_ids: torch.Tensor, topk_probs: torch.Tensor,
+                    spec: KDSpec, student_log_softmax: torch.Tensor | None = None) -> torch.Tensor:
+    """The KD term for each position ([N]), including the T^2 factor. Pass the log-softmax if already computed."""
+    t = spec.temperature
+    if student_log_softmax is None or t != 1.0:
+        student_log_softmax = torch.log_softmax(student_logits.float() / t, dim=-1)
+    log_p, valid = teacher_log_probs(topk_probs, spec.tail, t)
+    log_q = student_log_probs(student_log_softmax, topk_ids, valid, spec.tail)
+    if spec.kind == "forward_kl":
+        value = forward_kl(log_p, log_q, valid)
+    elif spec.kind == "reverse_kl":
+        value = reverse_kl(log_p, log_q, valid)
+    elif spec.kind == "jsd":
+        value = jsd(log_p, log_q, valid, spec.beta)
+    elif spec.kind == "skew_forward_kl":
+        value = skew_forward_kl(log_p, log_q, valid, spec.alpha)
+    elif spec.kind == "skew_reverse_kl":
+        value = skew_reverse_kl(log_p, log_q, valid, spec.alpha)
+    else:
+        raise ValueError(f"unknown KD loss {spec.kind!r}")
+    return value * (t * t)
+
+
+# ---- the training/eval entry point: CE + KD over response positions, in chunks --------------------------------
+
+
+def _chunk_terms(hidden, weight, bias, targets, topk_ids, topk_probs, spec: KDSpec, with_kd: bool):
+    logits = F.linear(hidden, weight, bias).float()
+    log_softmax = torch.log_softmax(logits, dim=-1)
+    ce = -log_softmax.gather(-1, targets[:, None]).squeeze(-1)
+    if with_kd:
+        kd = kd_per_position(logits, topk_ids, topk_probs, spec, student_log_softmax=log_softmax)
+    else:
+        kd = torch.zeros_like(ce)
+    return ce.sum(), kd.sum()
+
+
+def loss_sums(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
+              topk_ids: torch.Tensor, topk_probs: torch.Tensor, spec: KDSpec, *, with_kd: bool = True,
+              chunk_rows: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums over response positions of the CE and KD terms, from final hidden states ([N, H]).
+
+    The student's logits are made chunk by chunk from `hidden` and the output embedding (`weight` [V, H]); with
+    grad enabled each chunk is checkpointed, so at most one chunk of [chunk_rows, V] logits is alive at a time
+    in the forward and the backward pass. CE and KD share one log-softmax.
+    """
+    ce_total = hidden.new_zeros((), dtype=torch.float32)
+    kd_total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, hidden.shape[0], chunk_rows):
+        sl = slice(start, start + chunk_rows)
+        args = (hidden[sl], weight, bias, targets[sl], topk_ids[sl], topk_probs[sl], spec, with_kd)
+        if torch.is_grad_enabled() and hidden.requires_grad:
+            ce, kd = checkpoint(_chunk_terms, *args, use_reentrant=False)
+        else:
+            ce, kd = _chunk_terms(*args)
+        ce_total = ce_total + ce
+        kd_total = kd_total + kd
+    return ce_total, kd_total
+
+
+@torch.no_grad()
+def top1_agreement_count(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                         topk_ids: torch.Tensor, topk_probs: torch.Tensor, chunk_rows: int = 1024) -> int:
+    """How many positions where the student's argmax is the teacher's most probable token."""
+    teacher_top1 = topk_ids.gather(-1, topk_probs.argmax(-1, keepdim=True)).squeeze(-1)
+    agree = 0
+    for start in range(0, hidden.shape[0], chunk_rows):
+        sl = slice(start, start + chunk_rows)
+        student_top1 = F.linear(hidden[sl], weight, bias).argmax(-1)
+        agree += int((student_top1 == teacher_top1[sl]).sum())
+    return agree
