@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up the environment (idempotent) and run the test suite from the repo root.
+#   bash scripts/test.sh [pytest args]      (default: -q tests)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/setup.sh
+VENV="${DISTILL_VENV:-.venv}"
+[[ "$VENV" == /* ]] || VENV="$ROOT/$VENV"
+nvidia-smi -L >/dev/null 2>&1 || export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}"
+(( $# )) || set -- -q tests
+rc=0
+"$VENV/bin/python" -m pytest "$@" || rc=$?
+if (( rc == 5 )); then
+  echo "[test] FAILED: pytest collected no tests (args: $*)" >&2
+  exit 1
+fi
+exit "$rc"
