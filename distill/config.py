@@ -51,7 +51,8 @@ class GenerateConfig:
     heldout_prompts: str | None = "prompts/heldout.jsonl"  # also given teacher shards, for eval
     split: str = "train"  # for hub datasets
     columns: dict[str, str] = field(default_factory=dict)  # our name -> corpus column, e.g. {prompt: question}
-    max_prompts: int | None = None  # cap per corpus (after dedup); None = all
+    max_prompts: int | None = None  # cap on the training corpus (after dedup); None = all
+    heldout_max_prompts: int | None = None  # cap on the held-out corpus; None = all
     mode: str = "generate"  # generate: sample answers | score: top-k over the corpus' own responses
     k: int = 20
     temperature: float = 1.0
@@ -336,6 +337,15 @@ class RunPaths:
 
 def run_paths(cfg: Config) -> RunPaths:
     return RunPaths(Path(cfg.run.dir))
+
+
+def resolve_dtype(dtype: str) -> str:
+    """teacher.dtype "auto": bfloat16 on a CUDA GPU, float32 on CPU (no fast bf16 there: about 5x slower)."""
+    if dtype != "auto":
+        return dtype
+    import torch
+
+    return "bfloat16" if torch.cuda.is_available() else "float32"
 
 
 def parse_cli(argv: list[str], stage: str) -> tuple[Config, list[str]]:

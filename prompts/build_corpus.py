@@ -1455,6 +1455,9 @@ def build():
                 if check is not None:
                     rec["check"] = check
                 out[split].append(rec)
+    # Interleave categories so that any prefix of a file (generate.max_prompts, eval.max_prompts) covers them all.
+    for split, rows in out.items():
+        random.Random(f"{SEED}:order:{split}").shuffle(rows)
     return out
 
 

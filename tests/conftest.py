@@ -19,7 +19,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def build_tiny_llama(out_dir: Path, *, layers: int = 2, hidden: int = 64, seed: int = 0) -> Path:
-    """A random Llama with SmolLM2's tokenizer and chat template: fast enough for vLLM and training on CPU."""
+    """A random Llama with SmolLM2's tokenizer and chat template, fast enough for training tests on CPU.
+
+    head_dim is hidden // 4, and vLLM's CPU attention needs head_dim >= 32: use hidden >= 128 for a model vLLM runs.
+    """
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 

@@ -1,0 +1,194 @@
+"""Teacher backends behind one small interface.
+
+    backend.generate(prompts, prompt_token_ids, g) -> one list of n Results per prompt (sampled answers)
+    backend.score(prompts, prompt_token_ids, response_token_ids, k) -> one Result per prompt (the given answers)
+
+`g` is the run's generate config (sampling settings, k): an engine started once can serve several runs.
+
+`prompt_token_ids` are made by run.py with the teacher's chat template, so the ids stored in a shard are exactly
+the ids the teacher saw (the vLLM engine is given the ids; the OpenAI path checks the server's against them).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from distill.config import resolve_dtype
+from distill.errors import DistillError
+
+MAX_K = 1000  # top-k above this costs more than it is worth and is refused up front
+OPENAI_CONCURRENCY = 8  # requests in flight against an OpenAI-compatible server
+
+
+@dataclass
+class Result:
+    prompt_token_ids: list[int]
+    response: str
+    response_token_ids: list[int]
+    sampled_logprobs: list[float]  # exact logprob of each response token
+    topk_ids: list[list[int]]  # per response token: the teacher's k most likely ids
+    topk_logprobs: list[list[float]]
+    finish_reason: str  # stop | length | given (scoring mode)
+
+
+def _flat_rows(flat, positions: range) -> tuple[list[float], list[list[int]], list[list[float]]]:
+    """Per position, vLLM's flat logprobs hold [chosen token, top-1 .. top-k]: slice them, no per-entry objects."""
+    ids, lps, starts, ends = flat.token_ids, flat.logprobs, flat.start_indices, flat.end_indices
+    sampled, topk_ids, topk_lps = [], [], []
+    for pos in positions:
+        s, e = starts[pos], ends[pos]
+        sampled.append(lps[s])
+        topk_ids.append(ids[s + 1:e])
+        topk_lps.append(lps[s + 1:e])
+    return sampled, topk_ids, topk_lps
+
+
+class VllmBackend:
+    """The offline vLLM engine. One per process: it owns the teacher's weights and KV cache."""
+
+    name = "vllm"
+
+    def __init__(self, cfg):
+        from vllm import LLM
+
+        t, g = cfg.teacher, cfg.generate
+        kwargs = dict(
+            model=t.model,
+            tokenizer=t.tokenizer or t.model,
+            dtype=resolve_dtype(t.dtype),
+            max_model_len=t.max_model_len,
+            tensor_parallel_size=t.tensor_parallel_size,
+            enforce_eager=t.enforce_eager,
+            trust_remote_code=t.trust_remote_code,
+            seed=g.seed,  # engine-level only: per-request seeds crashed the CPU engine on big batches
+            max_logprobs=max(g.k, 20),
+            logprobs_mode=g.logprobs_mode,
+        )
+        if t.data_parallel_size > 1:
+            kwargs["data_parallel_size"] = t.data_parallel_size
+        import torch
+
+        if torch.cuda.is_available():  # on CPU the KV cache size comes from VLLM_CPU_KVCACHE_SPACE
+            kwargs["gpu_memory_utilization"] = t.gpu_memory_utilization
+        try:
+            self.llm = LLM(**kwargs)
+        except Exception as e:  # vLLM raises many kinds, with long messages
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise DistillError(f"teacher {t.model}: vLLM engine failed to start ({type(e).__name__}: {first})") from None
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def generate(self, prompts, prompt_token_ids: list[list[int]], g) -> list[list[Result]]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(
+            n=g.n, temperature=g.temperature, top_p=g.top_p, max_tokens=g.max_tokens, stop=g.stop or None,
+            logprobs=g.k, flat_logprobs=True,
+            detokenize=bool(g.stop),  # stop strings need vLLM's text; otherwise we decode once, below
+        )
+        outs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompt_token_ids], params, use_tqdm=False)
+        results = []
+        for out, ids in zip(outs, prompt_token_ids):
+            assert list(out.prompt_token_ids) == ids, "engine saw other prompt ids than we store"
+            samples = []
+            for c in out.outputs:
+                tokens = list(c.token_ids)
+                sampled, topk_ids, topk_lps = _flat_rows(c.logprobs, range(len(tokens)))
+                text = c.text if g.stop else self.tokenizer.decode(tokens, skip_special_tokens=True)
+                samples.append(Result(ids, text, tokens, sampled, topk_ids, topk_lps, c.finish_reason or "length"))
+            results.append(samples)
+        return results
+
+    def score(self, prompts, prompt_token_ids: list[list[int]], response_token_ids: list[list[int]], k: int) -> list[Result]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=k,
+                                flat_logprobs=True, detokenize=False)
+        inputs = [{"prompt_token_ids": p + r} for p, r in zip(prompt_token_ids, response_token_ids)]
+        outs = self.llm.generate(inputs, params, use_tqdm=False)
+        results = []
+        for out, p, r, prompt in zip(outs, prompt_token_ids, response_token_ids, prompts):
+            sampled, topk_ids, topk_lps = _flat_rows(out.prompt_logprobs, range(len(p), len(p) + len(r)))
+            results.append(Result(p, prompt.response, r, sampled, topk_ids, topk_lps, "given"))
+        return results
+
+    def close(self) -> None:
+        if self.llm is None:
+            return
+        engine, self.llm = getattr(self.llm, "llm_engine", None), None
+        core = getattr(engine, "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+
+
+_TOKEN_ID = re.compile(r"token_id:(\d+)$")
+
+
+def _token_id(token: str) -> int:
+    m = _TOKEN_ID.match(token)
+    if not m:
+        raise DistillError(f"OpenAI backend: server returned token {token[:20]!r}, not 'token_id:<int>' "
+                           "(the server must support vLLM's return_tokens_as_token_ids)")
+    return int(m.group(1))
+
+
+class OpenAIBackend:
+    """Any OpenAI-compatible chat server that returns top logprobs with token ids (`vllm serve`)."""
+
+    name = "openai"
+
+    def __init__(self, cfg, tokenizer):
+        from openai import OpenAI
+
+        t = cfg.teacher
+        if not t.base_url:
+            raise DistillError("teacher.base_url: required for teacher.backend=openai (e.g. http://127.0.0.1:8000/v1)")
+        # The key is read here and handed to the client only: never stored, printed or written to a manifest.
+        self.client = OpenAI(base_url=t.base_url, api_key=os.environ.get(t.api_key_env) or "EMPTY",
+                             timeout=t.request_timeout_s, max_retries=t.max_retries)  # retries back off exponentially
+        self.model = t.served_model_name or t.model
+        self.tokenizer = tokenizer
+
+    def _one(self, prompt, ids: list[int], g) -> list[Result]:
+        import openai
+
+        try:
+            resp = self.client.chat.completions.create(
+                model=self.model, messages=prompt.messages, n=g.n, temperature=g.temperature, top_p=g.top_p,
+                max_tokens=g.max_tokens, stop=g.stop or None, logprobs=True, top_logprobs=g.k,
+                extra_body={"return_tokens_as_token_ids": True, "return_token_ids": True,
+                            "skip_special_tokens": True},
+            )
+        except openai.OpenAIError as e:
+            detail = str(e).splitlines()[0] if str(e) else ""
+            if self.client.api_key and self.client.api_key != "EMPTY":  # a server may echo the key in its error
+                detail = detail.replace(self.client.api_key, "***")
+            raise DistillError(f"{prompt.where}: OpenAI backend request failed ({type(e).__name__}: {detail})") from None
+        server_ids = getattr(resp, "prompt_token_ids", None) or (resp.model_extra or {}).get("prompt_token_ids")
+        if server_ids is not None and list(server_ids) != ids:
+            raise DistillError(f"{prompt.where}: the server's chat template gives other prompt token ids than the "
+                               "local tokenizer's (set teacher.tokenizer to the served model's tokenizer)")
+        samples = []
+        for choice in resp.choices:
+            content = (choice.logprobs.content if choice.logprobs else None) or []
+            tokens = [_token_id(c.token) for c in content]
+            # The API spells -inf as -9999.0.
+            sampled = [c.logprob if c.logprob > -9999.0 else -math.inf for c in content]
+            topk_ids = [[_token_id(t.token) for t in c.top_logprobs] for c in content]
+            topk_lps = [[t.logprob if t.logprob > -9999.0 else -math.inf for t in c.top_logprobs] for c in content]
+            text = choice.message.content or ""
+            samples.append(Result(ids, text, tokens, sampled, topk_ids, topk_lps, choice.finish_reason or "length"))
+        return samples
+
+    def generate(self, prompts, prompt_token_ids: list[list[int]], g) -> list[list[Result]]:
+        with ThreadPoolExecutor(OPENAI_CONCURRENCY) as pool:
+            return list(pool.map(lambda p, ids: self._one(p, ids, g), prompts, prompt_token_ids))
+
+    def score(self, prompts, prompt_token_ids, response_token_ids, k):
+        raise DistillError("generate.mode=score needs teacher.backend=vllm (chat APIs do not return prompt logprobs)")
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,311 @@
+"""The generate stage, top to bottom: config -> corpora -> one teacher engine -> shards + manifest per corpus.
+
+Shard i of a corpus holds prompts [i*S, (i+1)*S) (S = generate.shard_size), in corpus order, so a rerun knows
+which prompts a missing shard needs. Each shard is written atomically, then the manifest is rewritten; a rerun
+verifies and skips finished shards and generates the rest.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import zstandard
+from tqdm import tqdm
+
+from distill import shards as sh
+from distill.config import Config, resolve_dtype, run_paths
+from distill.errors import DistillError
+from distill.prompts import Prompt, load_prompts, prompt_hash
+from generate.backends import MAX_K, OpenAIBackend, VllmBackend
+
+_SHARD_FILE = re.compile(r"shard-(\d{5})\.jsonl(\.zst)?$")
+
+
+@dataclass
+class Job:
+    name: str  # train | heldout
+    folder: Path
+    prompts: list[Prompt]
+    manifest: dict
+
+
+def load_tokenizer(cfg: Config):
+    from transformers import AutoTokenizer
+
+    t = cfg.teacher
+    path = t.tokenizer or t.model
+    if not Path(path).exists() and (path.startswith((".", "/", "~")) or path.count("/") != 1):
+        raise DistillError(f"teacher.model {path}: no such model folder")
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=t.trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise DistillError(f"teacher.model {path}: cannot load its tokenizer ({str(e).splitlines()[0]})") from None
+
+
+def teacher_info(cfg: Config) -> dict:
+    import json
+
+    t = cfg.teacher
+    logits_size = None
+    config_path = Path(t.model if Path(t.model).is_dir() else (t.tokenizer or t.model)) / "config.json"
+    if config_path.is_file():
+        cfg_json = json.loads(config_path.read_text())
+        logits_size = cfg_json.get("vocab_size") or cfg_json.get("text_config", {}).get("vocab_size")
+    return {
+        "name": t.served_model_name or t.model if t.backend == "openai" else t.model,
+        "backend": t.backend,
+        "weights_sha256": sh.weights_fingerprint(t.model) if t.backend == "vllm" else None,
+        "logits_size": logits_size,
+        "dtype": resolve_dtype(t.dtype) if t.backend == "vllm" else None,
+    }
+
+
+def sampling_info(cfg: Config) -> dict:
+    g = cfg.generate
+    if g.mode == "score":
+        return {"mode": "score"}
+    return {"temperature": g.temperature, "top_p": g.top_p, "max_tokens": g.max_tokens, "n": g.n,
+            "stop": list(g.stop), "seed": g.seed}
+
+
+def chat_ids(tokenizer, prompts: list[Prompt]) -> list[list[int]]:
+    texts = [tokenizer.apply_chat_template(p.messages, tokenize=False, add_generation_prompt=True) for p in prompts]
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
+def shard_prompts(job: Job, index: int, size: int) -> list[Prompt]:
+    return job.prompts[index * size:(index + 1) * size]
+
+
+def prepare_folder(job: Job, cfg: Config) -> None:
+    """Start, check or resume one output folder. Leaves job.manifest holding only verified shards."""
+    folder, fresh, g = job.folder, job.manifest, cfg.generate
+    folder.mkdir(parents=True, exist_ok=True)
+    if g.overwrite:
+        for p in folder.iterdir():
+            if p.name == sh.MANIFEST or _SHARD_FILE.match(p.name) or ".tmp-" in p.name:
+                p.unlink()
+    for p in folder.iterdir():  # a crash can leave a temp file behind; it is never a finished shard
+        if p.name.startswith(".") and ".tmp-" in p.name:
+            p.unlink()
+    old = sh.read_manifest(folder)
+    on_disk = sorted(p.name for p in folder.iterdir() if _SHARD_FILE.match(p.name) and p.is_file())
+    if old is None:
+        if on_disk:
+            raise DistillError(f"output folder {folder} holds shard files but no manifest; "
+                               "use generate.overwrite=true to start over")
+        sh.write_manifest(folder, fresh)  # before any shard: shard files without a manifest are never ours
+        return
+    diff = sh.identity_mismatch(old, fresh)
+    if diff:
+        raise DistillError(f"output folder {folder} holds shards from a different teacher/tokenizer/corpus/settings: "
+                           f"{diff}; use generate.overwrite=true to start over")
+    entries = {}
+    for entry in old["shards"]:
+        try:
+            sh.verify_shard(folder, entry)
+            entries[entry["index"]] = entry
+        except DistillError as e:
+            print(f"[generate] warning: {e}; generating that shard again")
+            (folder / entry["file"]).unlink(missing_ok=True)
+    n_shards = -(-len(job.prompts) // g.shard_size)
+    for name in on_disk:
+        index = int(_SHARD_FILE.match(name).group(1))
+        if index in entries or name != sh.shard_name(index, g.codec):
+            continue
+        entry = _adopt(folder, name, index, fresh, shard_prompts(job, index, g.shard_size), g.n) if index < n_shards else None
+        if entry is None:
+            print(f"[generate] warning: {folder / name} is not a complete shard of this run; deleting it")
+            (folder / name).unlink()
+        else:
+            entries[index] = entry
+    fresh["shards"] = [entries[i] for i in sorted(entries)]
+    _recount(fresh, n_shards)
+
+
+def _adopt(folder: Path, name: str, index: int, manifest: dict, prompts: list[Prompt], n: int) -> dict | None:
+    """A shard renamed into place just before a crash (so not in the manifest yet): keep it if it decodes fully."""
+    data = (folder / name).read_bytes()
+    entry = {"file": name, "index": index, "records": 0, "tokens": 0, "bytes": len(data),
+             "sha256": sh.sha256_bytes(data), "skipped": 0}
+    try:
+        text = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read() if name.endswith(".zst") else data
+        entry["records"] = len(text.decode("utf-8").splitlines())
+        ids = []
+        for where, record in sh.iter_shard_lines(folder, entry, data):
+            ex = sh.decode_record(record, manifest, where)
+            ids.append(ex.prompt_id)
+            entry["tokens"] += len(ex.response_token_ids)
+    except (DistillError, UnicodeDecodeError, zstandard.ZstdError):
+        return None
+    expected = [p.id for p in prompts]
+    seen = set(ids)
+    kept = [pid for pid in expected if pid in seen]
+    if ids != [pid for pid in kept for _ in range(n)]:
+        return None
+    entry["skipped"] = len(expected) - len(kept)
+    return entry
+
+
+def _recount(manifest: dict, n_shards: int) -> None:
+    entries = manifest["shards"]
+    manifest["counts"] = {
+        "records": sum(e["records"] for e in entries),
+        "tokens": sum(e["tokens"] for e in entries),
+        "skipped_too_long": sum(e.get("skipped", 0) for e in entries),
+    }
+    manifest["complete"] = len(entries) == n_shards
+
+
+def token_lengths(tokenizer, prompts: list[Prompt], g) -> tuple[list[list[int]], list[list[int]] | None, list[int]]:
+    """Prompt ids, response ids (scoring mode) and the context length each prompt needs."""
+    ids = chat_ids(tokenizer, prompts)
+    if g.mode == "score":
+        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+        resp = tokenizer([p.response or "" for p in prompts], add_special_tokens=False)["input_ids"]
+        resp = [r + eos for r in resp]
+        return ids, resp, [len(p) + len(r) + 1 for p, r in zip(ids, resp)]  # + 1: the engine must still sample a token
+    return ids, None, [len(p) + 1 for p in ids]
+
+
+def too_long_error(p: Prompt, length: int, limit: int) -> DistillError:
+    return DistillError(f"{p.where}: prompt is {length - 1} tokens, too long for teacher.max_model_len={limit} "
+                        "(set generate.too_long=skip to skip such prompts)")
+
+
+def write_shard(job: Job, index: int, backend, tokenizer, cfg: Config) -> dict:
+    """Generate and write shard `index` of a job; return its manifest entry."""
+    g, limit = cfg.generate, cfg.teacher.max_model_len
+    prompts = shard_prompts(job, index, g.shard_size)
+    ids, resp, lengths = token_lengths(tokenizer, prompts, g)
+    keep = []
+    for i, (p, length) in enumerate(zip(prompts, lengths)):
+        if length <= limit:
+            keep.append(i)
+        elif g.too_long == "fail":
+            raise too_long_error(p, length, limit)
+    kept = [prompts[i] for i in keep]
+    records = []
+    if kept:
+        if g.mode == "score":
+            results = [[r] for r in backend.score(kept, [ids[i] for i in keep], [resp[i] for i in keep], g.k)]
+        else:
+            results = backend.generate(kept, [ids[i] for i in keep], g)
+        for prompt, samples in zip(kept, results):
+            for s, r in enumerate(samples):
+                records.append(sh.make_record(
+                    prompt_id=prompt.id, sample_index=s, messages=prompt.messages,
+                    prompt_token_ids=r.prompt_token_ids, response=r.response, response_token_ids=r.response_token_ids,
+                    sampled_logprobs=r.sampled_logprobs, topk_ids=r.topk_ids, topk_logprobs=r.topk_logprobs,
+                    finish_reason=r.finish_reason, codec=g.codec, prob_step=g.prob_step))
+    data = sh.encode_shard(records, g.codec)
+    name = sh.shard_name(index, g.codec)
+    sh.atomic_write(job.folder / name, data)
+    return {"file": name, "index": index, "records": len(records),
+            "tokens": sum(len(r["response_token_ids"]) for r in records), "bytes": len(data),
+            "sha256": sh.sha256_bytes(data), "skipped": len(prompts) - len(kept)}
+
+
+def run_job(job: Job, backend, tokenizer, cfg: Config) -> dict:
+    """Generate a job's missing shards. Returns {prompts, records, tokens, seconds, bytes} for the summary."""
+    g = cfg.generate
+    n_shards = -(-len(job.prompts) // g.shard_size)
+    done = {e["index"] for e in job.manifest["shards"]}
+    todo = [i for i in range(n_shards) if i not in done]
+    fail_after = int(os.environ.get("DISTILL_FAIL_AFTER_SHARDS", "-1"))  # test hook: simulate a crash
+    bar = tqdm(total=len(job.prompts), initial=sum(len(shard_prompts(job, i, g.shard_size)) for i in done),
+               desc=f"[generate] {job.name}", unit="prompt", dynamic_ncols=True)
+    tokens, start = 0, time.perf_counter()
+    try:
+        for i in todo:
+            entry = write_shard(job, i, backend, tokenizer, cfg)
+            job.manifest["shards"] = sorted(job.manifest["shards"] + [entry], key=lambda e: e["index"])
+            _recount(job.manifest, n_shards)
+            sh.write_manifest(job.folder, job.manifest)
+            tokens += entry["tokens"]
+            bar.update(len(shard_prompts(job, i, g.shard_size)))
+            bar.set_postfix_str(f"{tokens / (time.perf_counter() - start):.1f} tok/s")
+            if fail_after >= 0:
+                fail_after -= 1
+                if fail_after == 0:
+                    raise RuntimeError("DISTILL_FAIL_AFTER_SHARDS: simulated crash")
+    finally:
+        bar.close()  # also on an error: its one-line message must not land on the progress bar's line
+    _recount(job.manifest, n_shards)
+    sh.write_manifest(job.folder, job.manifest)
+    return {"tokens": tokens, "seconds": time.perf_counter() - start}
+
+
+def plan(cfg: Config, tokenizer) -> list[Job]:
+    """Load the corpora and prepare (check, resume or start) their output folders. No engine needed."""
+    g = cfg.generate
+    if g.k > MAX_K:
+        raise DistillError(f"config key generate.k: {g.k} is above the maximum of {MAX_K}")
+    if g.mode == "score" and g.n != 1:
+        raise DistillError("config key generate.n: must be 1 in scoring mode")
+    teacher, tok = teacher_info(cfg), sh.tokenizer_fingerprint(tokenizer)
+    corpora = [("train", g.prompts, g.max_prompts)]
+    if g.heldout_prompts:
+        corpora.append(("heldout", g.heldout_prompts, g.heldout_max_prompts))
+    jobs = []
+    for name, source, max_prompts in corpora:
+        prompts, stats = load_prompts(source, g.columns, g.split, max_prompts)
+        if g.mode == "score":
+            missing = next((p for p in prompts if p.response is None), None)
+            if missing:
+                raise DistillError(f"{missing.where}: generate.mode=score needs a response for every prompt")
+        if g.too_long == "fail":  # fail here, before the engine starts, not at the shard holding the prompt
+            for p, length in zip(prompts, token_lengths(tokenizer, prompts, g)[2]):
+                if length > cfg.teacher.max_model_len:
+                    raise too_long_error(p, length, cfg.teacher.max_model_len)
+        manifest = sh.new_manifest(teacher=teacher, tokenizer=tok, mode=g.mode, k=g.k, logprobs_mode=g.logprobs_mode,
+                                   codec=g.codec, prob_step=g.prob_step, sampling=sampling_info(cfg), corpus=stats,
+                                   shard_size=g.shard_size)
+        jobs.append(Job(name, run_paths(cfg).shards(name), prompts, manifest))
+    if len(jobs) == 2:
+        train = {prompt_hash(p.messages) for p in jobs[0].prompts}
+        overlap = sum(prompt_hash(p.messages) in train for p in jobs[1].prompts)
+        if overlap:
+            print(f"[generate] warning: {overlap} held-out prompts also appear in the training prompts")
+    for job in jobs:
+        prepare_folder(job, cfg)
+    return jobs
+
+
+def make_backend(cfg: Config, tokenizer):
+    return VllmBackend(cfg) if cfg.teacher.backend == "vllm" else OpenAIBackend(cfg, tokenizer)
+
+
+def run(cfg: Config, backend=None) -> list[dict]:
+    """The whole stage. Pass an already started backend to reuse it (tests, bench); else one is started if needed."""
+    tokenizer = load_tokenizer(cfg)
+    jobs = plan(cfg, tokenizer)
+    summaries = []
+    if all(job.manifest["complete"] for job in jobs):
+        for job in jobs:
+            print(f"[generate] {job.name}: already complete ({job.manifest['counts']['records']} records), {job.folder}")
+        return summaries
+    own = backend is None
+    if own:
+        backend = make_backend(cfg, tokenizer)
+    try:
+        for job in jobs:
+            stats = run_job(job, backend, tokenizer, cfg)
+            c = job.manifest["counts"]
+            size = sum(e["bytes"] for e in job.manifest["shards"])
+            line = (f"[generate] {job.name}: {len(job.prompts)} prompts, {c['records']:,} records, {c['tokens']:,} tokens, "
+                    f"{stats['tokens'] / max(stats['seconds'], 1e-9):.1f} tok/s, "
+                    f"{size / max(c['tokens'], 1):.1f} B/token on disk, {job.folder}")
+            if c["skipped_too_long"]:
+                line += f" ({c['skipped_too_long']} prompts skipped: too long)"
+            print(line, flush=True)
+            summaries.append({"corpus": job.name, **c, **stats, "bytes": size})
+    finally:
+        if own:
+            backend.close()
+    return summaries

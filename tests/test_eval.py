@@ -1,0 +1,298 @@
+"""End to end: the eval stage with the real vLLM CPU engine on tiny random models.
+
+One full run (3 engine starts: student, student_init, then the teacher, whose engine also judges) serves the
+module; the other tests reuse its files (resume, rebuild, an unreachable judge endpoint) or stop before any
+engine starts (user errors). Models use head_dim 32: vLLM's CPU attention has no kernel for conftest's tiny
+models (head_dim 16 and 8), so this module builds its own with build_tiny_llama.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, SHARED, build_tiny_llama
+from distill.config import load_config
+from distill.errors import DistillError
+from shard_factory import PROMPTS, write_shard_set
+
+PY = sys.executable
+KEYS = ["heldout_kl", "top1_agreement", "heldout_nll", "exact_accuracy", "rouge_l", "params", "size_mb",
+        "tokens_per_s", "ttft_s", "mean_response_tokens", "repetition_rate", "empty_rate", "cutoff_rate"]
+HELDOUT = [
+    {"id": "h1", "category": "arithmetic", "prompt": "What is 2 + 2?", "check": {"kind": "number", "answer": 4, "tolerance": 0}},
+    {"id": "h2", "category": "format", "prompt": "Answer yes or no: is ice cold?", "check": {"kind": "yes_no"}},
+    {"id": "h3", "category": "explanation", "prompt": "Why is the ocean salty?"},
+    {"id": "h4", "category": "lists", "prompt": "Name two planets.", "check": {"kind": "bullets", "count": 2}},
+    {"id": "h5", "category": "writing", "prompt": "Write a short poem about rain."},
+    {"id": "h6", "category": "arithmetic", "prompt": PROMPTS[2]},  # also a training prompt: overlap 1
+]
+SECRET = "sk-test-secret-do-not-write"
+
+
+def build_other_vocab_model(out: Path) -> Path:
+    """A student whose vocabulary has one extra token: the shards' ids cannot be trusted for it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    build_tiny_llama(out, layers=1, hidden=128, seed=2)
+    tok = AutoTokenizer.from_pretrained(out)
+    tok.add_tokens(["<eval_test_extra_token>"])
+    tok.save_pretrained(out)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    model.resize_token_embeddings(len(tok))
+    model.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("eval")
+    run_dir = root / "run"
+    teacher = build_tiny_llama(root / "teacher", layers=2, hidden=128, seed=0)
+    build_tiny_llama(run_dir / "student", layers=1, hidden=128, seed=1)
+    build_other_vocab_model(run_dir / "student_init")
+    (run_dir / "student" / "train_summary.json").write_text("{}")  # what train/ writes last
+    (run_dir / "student_init" / "student_init.json").write_text("{}")
+    write_shard_set(teacher, run_dir / "shards" / "train", prompts=PROMPTS[:8])
+    write_shard_set(teacher, run_dir / "shards" / "heldout", prompts=[p["prompt"] for p in HELDOUT[:5]])
+    heldout = root / "heldout.jsonl"
+    heldout.write_text("".join(json.dumps(p) + "\n" for p in HELDOUT))
+    return {"root": root, "run_dir": run_dir, "teacher": teacher, "heldout": heldout}
+
+
+def make_cfg(env, *extra, run_dir=None):
+    return load_config(None, [
+        f"run.dir={run_dir or env['run_dir']}", f"teacher.model={env['teacher']}", "teacher.max_model_len=512",
+        f"eval.prompts=[{env['heldout']}]", "eval.max_tokens=16", "eval.n_examples=2", "train.max_seq_len=256",
+        "eval.judge.enabled=true", *extra])
+
+
+@pytest.fixture(scope="module")
+def full(env) -> Path:
+    from eval.run import run
+
+    return run(make_cfg(env))
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def test_full_run_report(full, capsys):
+    report = json.loads((full / "report.json").read_text())
+    models = report["models"]
+    assert list(models) == ["teacher", "student", "student_init"]
+    for name, m in models.items():
+        assert all(k in m for k in KEYS), name
+        assert m["params"] > 0 and m["size_mb"] > 0 and m["tokens_per_s"] > 0 and m["ttft_s"] > 0
+        rows = read_jsonl(full / "generations" / f"{name}.jsonl")
+        assert len(rows) == len(HELDOUT)
+        assert {"set", "prompt_id", "category", "check", "response", "response_token_count", "finish_reason"} <= set(rows[0])
+        timing = json.loads((full / "generations" / f"{name}.timing.json").read_text())
+        assert timing["tokens"] == sum(r["response_token_count"] for r in rows) and timing["seconds"] > 0
+    # the teacher scored on its own shards: KL only from the stored top-k's rounding
+    assert models["teacher"]["heldout_kl"] < 0.01 and models["teacher"]["top1_agreement"] > 0.95
+    assert models["student"]["heldout_kl"] > 0.01 and models["student"]["heldout_nll"] > 0
+    assert models["teacher"]["rouge_l"] is None and models["student"]["rouge_l"] is not None
+    assert models["teacher"]["exact_accuracy"] is not None  # 3 checkable prompts
+    assert len(read_jsonl(full / "teacher_forced" / "student.jsonl")) == 5
+
+    # incompatible tokenizer: teacher-forced metrics skipped with a reason, the rest kept
+    assert models["student_init"]["heldout_kl"] is None and models["student_init"]["top1_agreement"] is None
+    assert "tokenizer" in report["skipped"]["student_init"]
+    assert models["student_init"]["rouge_l"] is not None and models["student_init"]["tokens_per_s"] > 0
+    assert "not evaluated" in report["skipped"]["student_sft"]  # optional default model that does not exist
+
+    assert report["overlap"]["checked"] and report["overlap"]["sets"] == {"heldout": 1}
+
+    # judge through the teacher's vLLM engine
+    pair = report["judge"]["pairs"]["student_vs_student_init"]
+    assert pair["n"] == len(HELDOUT) and 0 <= pair["ci_low"] <= pair["win_rate"] <= pair["ci_high"] <= 1
+    assert "student_vs_student_sft" in report["judge"]["missing"]
+    assert len(read_jsonl(full / "judge" / "student_vs_student_init.jsonl")) == len(HELDOUT)
+
+    # charts are real PNGs
+    import matplotlib.image
+
+    assert "chart_heldout_kl.png" in report["charts"] and "kl_per_prompt.png" in report["charts"]
+    for name in report["charts"]:
+        assert (full / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert matplotlib.image.imread(full / name).ndim == 3
+
+    md = (full / "report.md").read_text()
+    assert md.splitlines()[2].startswith("| model | heldout KL | top-1 agreement | exact accuracy | params | tokens/s")
+    assert "undistilled" in md and "SFT-only" in md
+
+
+def test_rebuild_gives_identical_numbers(full, env):
+    from eval.report import build_report
+
+    before = (full / "report.json").read_text()
+    build_report(full)
+    assert (full / "report.json").read_text() == before
+    out = subprocess.run([PY, "-m", "eval.report", str(env["run_dir"])], cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f"[eval] report: {full / 'report.md'}" in out.stdout and "speed-up vs teacher" in out.stdout
+    assert json.loads((full / "report.json").read_text()) == json.loads(before)
+
+
+def test_resume_runs_no_model(full, env, monkeypatch):
+    import eval.run
+    import train.teacher_forced
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished model was run again")
+
+    monkeypatch.setattr(eval.run, "start_engine", refuse)
+    monkeypatch.setattr(train.teacher_forced, "evaluate_on_shards", refuse)
+    stamps = {p: p.stat().st_mtime_ns for p in (full / "generations").iterdir()}
+    eval.run.run(make_cfg(env))
+    assert stamps == {p: p.stat().st_mtime_ns for p in (full / "generations").iterdir()}
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens once the socket is closed
+
+
+def test_unreachable_judge_endpoint_is_reported_missing(full, env, tmp_path, monkeypatch, capsys):
+    import eval.run
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(env["run_dir"], run_dir)  # generations resume (same weights); the judge settings changed
+    monkeypatch.setattr(eval.run, "start_engine", lambda *a, **k: (_ for _ in ()).throw(AssertionError("engine")))
+    monkeypatch.setenv("EVAL_TEST_KEY", SECRET)
+    cfg = make_cfg(env, "eval.judge.backend=openai", f"eval.judge.base_url=http://127.0.0.1:{closed_port()}/v1",
+                   "eval.judge.max_retries=1", "eval.judge.api_key_env=EVAL_TEST_KEY", "eval.judge.model=judge",
+                   run_dir=run_dir)
+    out = eval.run.run(cfg)
+    report = json.loads((out / "report.json").read_text())
+    assert "did not answer after 1 retries" in report["judge"]["missing"]["student_vs_student_init"]
+    assert report["judge"]["pairs"] == {}
+    assert not (out / "judge" / "student_vs_student_init.jsonl").exists()  # the old vLLM verdicts are gone
+    assert "missing" in (out / "report.md").read_text()
+    assert "reported missing" in capsys.readouterr().err
+    for path in out.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".jsonl", ".md"):
+            assert SECRET not in path.read_text()
+
+
+def test_user_errors_before_any_engine(env, tmp_path):
+    from eval.run import run
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(DistillError, match="no prompts"):
+        run(make_cfg(env, f"eval.prompts=[{env['heldout']}, {empty}]"))
+    with pytest.raises(DistillError, match="no prompts"):
+        run(make_cfg(env, "eval.max_prompts=0"))
+    with pytest.raises(DistillError, match=r"eval\.models\.student: .*does not exist"):
+        run(make_cfg(env, f"eval.models={{teacher: {env['teacher']}, student: {tmp_path / 'nope'}}}"))
+    with pytest.raises(DistillError, match="model student: .*does not exist"):
+        run(make_cfg(env, run_dir=tmp_path / "empty-run"))  # default student missing (not optional)
+
+    # the command line: one-line error, exit 1
+    config = tmp_path / "c.yaml"
+    config.write_text(f"run:\n  dir: {env['run_dir']}\nteacher:\n  model: {env['teacher']}\neval:\n  prompts: [{empty}]\n")
+    out = subprocess.run([PY, "-m", "eval", str(config)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_says_rerun_resumes(monkeypatch, capsys, env):
+    import eval.run
+    from eval.__main__ import main
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(eval.run, "run", interrupted)
+    config = env["root"] / "ctrl-c.yaml"
+    config.write_text(f"run:\n  dir: {env['run_dir']}\n")
+    assert main([str(config)]) == 130
+    assert "rerun the same command to resume" in capsys.readouterr().err
+
+
+def test_overlap_counts_training_prompts(env):
+    from eval.run import load_sets, overlap_counts
+
+    sets = load_sets(make_cfg(env))
+    assert overlap_counts(sets, env["run_dir"] / "shards" / "train")["sets"] == {"heldout": 1}
+    unchecked = overlap_counts(sets, env["root"] / "no-shards")
+    assert unchecked["checked"] is False
+
+
+@pytest.mark.skipif(not (SHARED / "prompts" / "mt_bench.jsonl").is_file(), reason="../shared is not present")
+def test_mt_bench_as_heldout_set(env):
+    from eval import metrics
+    from eval.run import load_sets, overlap_counts
+
+    source = SHARED / "prompts" / "mt_bench.jsonl"
+    sets = load_sets(make_cfg(env, f"eval.prompts=[{source}, {env['heldout']}]"))
+    assert list(sets) == ["mt_bench", "heldout"] and len(sets["mt_bench"]) == 80
+    first = json.loads(source.read_text().splitlines()[0])
+    p = sets["mt_bench"][0]
+    assert p.messages == [{"role": "user", "content": first["turns"][0]}] and p.meta["category"] == first["category"]
+    assert overlap_counts(sets, env["run_dir"] / "shards" / "train")["sets"] == {"mt_bench": 0, "heldout": 1}
+    rows = [{"check": p.meta.get("check"), "response": "x"} for p in sets["mt_bench"]]
+    assert metrics.exact_accuracy(rows) == (None, 0)
+
+
+def test_report_from_handmade_files(tmp_path):
+    """Every headline number recomputed from files written by hand (no model): KL, speed-up, the KD sentences."""
+    from eval.report import build_report
+
+    out = tmp_path / "eval"
+    for sub in ("generations", "teacher_forced", "judge"):
+        (out / sub).mkdir(parents=True)
+    names = ["teacher", "student", "student_init", "student_sft"]
+    plan = {"models": {n: f"/models/{n}" for n in names}, "teacher": "teacher",
+            "sets": {"s": {"source": "s.jsonl", "prompts": 2}}, "overlap": {"checked": True, "sets": {"s": 0}},
+            "skipped": {}, "settings": {}, "n_examples": 1,
+            "judge": {"enabled": True, "backend": "vllm", "model": "j", "ci": "Wilson", "missing": {},
+                      "pairs": [["student", "student_init"]]}}
+    (out / "run.json").write_text(json.dumps(plan))
+    kl = {"teacher": 0.0, "student": 2.0, "student_init": 8.0, "student_sft": 2.5}
+    seconds = {"teacher": 10.0, "student": 2.0, "student_init": 2.0, "student_sft": 4.0}
+    answers = {"teacher": ["the answer is 4", "yes it is"], "student": ["the answer is 4", "no"],
+               "student_init": ["5", "maybe"], "student_sft": ["answer 4", "yes"]}
+    for n in names:
+        rows = [{"set": "s", "prompt_id": "a", "prompt": "2+2?", "check": {"kind": "number", "answer": 4, "tolerance": 0},
+                 "response": answers[n][0], "response_token_count": 4, "finish_reason": "stop"},
+                {"set": "s", "prompt_id": "b", "prompt": "Cold?", "check": {"kind": "yes_no"},
+                 "response": answers[n][1], "response_token_count": 6, "finish_reason": "length"}]
+        (out / "generations" / f"{n}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (out / "generations" / f"{n}.timing.json").write_text(json.dumps(
+            {"tokens": 100, "seconds": seconds[n], "ttft_samples_s": [0.3, 0.1, 0.2], "params": 1000, "size_mb": 1.0}))
+        # 10 + 30 tokens; KL sums chosen so the token-weighted mean is kl[n]
+        tf = [{"id": "a/0", "prompt_id": "a", "tokens": 10, "kl_sum": kl[n] * 10, "nll_sum": 1.0, "top1_agree": 5},
+              {"id": "b/0", "prompt_id": "b", "tokens": 30, "kl_sum": kl[n] * 30, "nll_sum": 3.0, "top1_agree": 15}]
+        (out / "teacher_forced" / f"{n}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in tf))
+        (out / "teacher_forced" / f"{n}.json").write_text("{}")
+    verdicts = [{"set": "s", "prompt_id": "a", "verdict_ab": "A", "verdict_ba": "B", "outcome": "win"},
+                {"set": "s", "prompt_id": "b", "verdict_ab": "A", "verdict_ba": "A", "outcome": "tie"}]
+    (out / "judge" / "student_vs_student_init.jsonl").write_text("".join(json.dumps(r) + "\n" for r in verdicts))
+
+    report, headline = build_report(tmp_path)  # a run dir works too
+    m = report["models"]
+    assert m["student"]["heldout_kl"] == 2.0 and m["student"]["heldout_nll"] == 0.1 and m["student"]["top1_agreement"] == 0.5
+    assert m["student"]["tokens_per_s"] == 50.0 and m["student"]["speedup_vs_teacher"] == 5.0
+    assert m["student"]["ttft_s"] == 0.2 and m["student"]["cutoff_rate"] == 0.5 and m["student"]["mean_response_tokens"] == 5.0
+    assert m["student"]["exact_accuracy"] == 1.0 and m["student_init"]["exact_accuracy"] == 0.0
+    assert m["student"]["rouge_l"] == 0.5  # 1.0 on "the answer is 4", 0.0 on "no" vs "yes it is"
+    assert m["teacher"]["rouge_l"] is None
+    sentence = report["comparison"]["sentence"]
+    assert "closer to the teacher than the undistilled one" in sentence and "2.000 vs 8.000" in sentence
+    assert "-6.000, -75.0%" in sentence and "KD beat SFT-only" in sentence and "-0.500, -20.0%" in sentence
+    pair = report["judge"]["pairs"]["student_vs_student_init"]
+    assert pair["win_rate"] == 0.75 and pair["wins"] == 1 and pair["ties"] == 1 and pair["n"] == 2
+    assert "5.00x" in headline and headline.splitlines()[0].split()[:3] == ["model", "heldout", "KL"]
+    md = (out / "report.md").read_text()
+    assert md.index("| model | heldout KL") < md.index("closer to the teacher") < md.index("## All metrics")

@@ -1,0 +1,482 @@
+"""The train stage on tiny models: pruning, the recipe end to end, loss scale, DDP, resume, every one-line error,
+teacher-forced scoring, and vLLM loading the trained student."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from distill import shards as sh
+from distill.config import load_config
+from distill.errors import DistillError
+from shard_factory import write_shard_set
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+# ---- helpers ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shards(tiny_teacher, tmp_path_factory) -> Path:
+    """12 records (compact codec, top-8, up to 16 response tokens) from the tiny teacher."""
+    out = tmp_path_factory.mktemp("shards") / "train"
+    write_shard_set(tiny_teacher, out)
+    return out
+
+
+BASE = ["train.max_steps=2", "train.batch_size=4", "train.logging_steps=1", "train.save_steps=100",
+        "train.eval_steps=100", "train.eval_fraction=0", "train.report_to=none", "train.lr=1e-3"]
+
+
+def make_cfg(root: Path, shards: Path, teacher: Path, *overrides: str):
+    """A run folder holding a copy of the shards; the student is the tiny teacher cut to 1 layer (vLLM-loadable)."""
+    if not (root / "shards" / "train").exists():
+        shutil.copytree(shards, root / "shards" / "train")
+    return load_config(None, [f"run.dir={root}", f"teacher.model={teacher}", "student.from_teacher_layers=1",
+                              *BASE, *overrides])
+
+
+def run(cfg):
+    from train.run import run as run_train
+
+    return run_train(cfg)
+
+
+def log_of(root: Path, name: str = "student") -> list[dict]:
+    return json.loads((root / name / "train_log.json").read_text())
+
+
+def losses_by_step(root: Path) -> dict[int, dict]:
+    return {h["step"]: h for h in log_of(root) if "loss" in h}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- pruning --------------------------------------------------------------------------------------------------
+
+
+def test_kept_layers_are_evenly_spaced_with_first_and_last():
+    from train.student import kept_layers
+
+    assert kept_layers(2, 1) == [0]
+    assert kept_layers(4, 2) == [0, 3]
+    assert kept_layers(30, 10) == [0, 3, 6, 10, 13, 16, 19, 23, 26, 29]
+    with pytest.raises(DistillError, match="has 4 layers"):
+        kept_layers(4, 5)
+
+
+@pytest.mark.parametrize("n_total,n_keep", [(2, 1), (4, 2)])
+def test_pruned_student_copies_the_teachers_weights(tmp_path, n_total, n_keep):
+    from conftest import build_tiny_llama
+    from train.student import kept_layers, make_student_from_teacher
+
+    teacher = build_tiny_llama(tmp_path / "teacher", layers=n_total, hidden=64, seed=3)
+    out = make_student_from_teacher(teacher, n_keep, tmp_path / "student")
+    config = json.loads((out / "config.json").read_text())
+    assert config["num_hidden_layers"] == n_keep
+    assert (out / "chat_template.jinja").is_file() and (out / "tokenizer.json").is_file()
+    t, s = load_file(teacher / "model.safetensors"), load_file(out / "model.safetensors")
+    assert all(v.dtype == torch.float32 for v in s.values())
+    for new, old in enumerate(kept_layers(n_total, n_keep)):
+        layer_keys = [k for k in t if k.startswith(f"model.layers.{old}.")]
+        assert layer_keys
+        for k in layer_keys:
+            assert torch.equal(s[k.replace(f"layers.{old}.", f"layers.{new}.")], t[k]), k
+    for k in ("model.embed_tokens.weight", "model.norm.weight"):
+        assert torch.equal(s[k], t[k])
+    assert not any(k.startswith(f"model.layers.{n_keep}.") for k in s)
+    # Idempotent: a complete folder is kept as it is.
+    mtime = (out / "model.safetensors").stat().st_mtime_ns
+    make_student_from_teacher(teacher, n_keep, tmp_path / "student")
+    assert (out / "model.safetensors").stat().st_mtime_ns == mtime
+
+
+def test_pruned_smollm2_has_10_layers_and_64m_parameters(default_teacher, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from train.student import make_student_from_teacher
+
+    out = make_student_from_teacher(default_teacher, 10, tmp_path / "student_init")
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.config.num_hidden_layers == 10
+    assert abs(sum(p.numel() for p in model.parameters()) - 63.7e6) < 0.1e6
+
+
+# ---- the recipe end to end ----------------------------------------------------------------------------------------
+
+
+def test_train_end_to_end_loss_decreases_and_outputs_are_complete(tmp_path, shards, tiny_teacher, capsys):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    root = tmp_path / "run"
+    cfg = make_cfg(root, shards, tiny_teacher, "train.max_steps=20", "train.lr=1e-2", "train.eval_fraction=0.2",
+                   "train.eval_steps=10", "train.save_steps=10", "train.logging_steps=1", "train.lr_scheduler=constant")
+    summary = run(cfg)
+    out = root / "student"
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "chat_template.jinja", "train_summary.json",
+                 "train_log.json", "loss_curves.png"):
+        assert (out / name).is_file(), name
+    assert not (out / "training_args.bin").exists()
+    assert summary["steps"] == 20 and summary["eval_sequences"] == 3 and summary["train_sequences"] == 9
+    assert summary["tokens"] > 0 and summary["tokens_per_s"] > 0
+    assert summary["eval_loss"] is not None and summary["kd"] is not None
+    steps = losses_by_step(root)
+    first = sum(steps[s]["loss"] for s in (1, 2, 3)) / 3
+    last = sum(steps[s]["loss"] for s in (18, 19, 20)) / 3
+    assert last < 0.7 * first, (first, last)
+    # Logged loss = w_ce * ce + w_kd * kd, per token.
+    assert steps[20]["loss"] == pytest.approx(0.5 * steps[20]["ce"] + 0.5 * steps[20]["kd"], rel=1e-5)
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("[train] student: 20 steps, ") and "tok/s, loss " in line and str(out) in line
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.config.num_hidden_layers == 1
+    assert AutoTokenizer.from_pretrained(out).chat_template
+    # Complete: a rerun says so and does nothing.
+    assert run(cfg) == summary
+    assert "already complete" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("variant", [
+    ["train.w_ce=0", "train.w_kd=1"],  # KD only
+    ["train.w_ce=1", "train.w_kd=0"],  # CE only (SFT ablation): no KD computed or logged
+    ["train.kd_loss=reverse_kl"],
+    ["train.kd_loss=jsd"],
+    ["train.kd_loss=skew_forward_kl"],
+    ["train.kd_loss=skew_reverse_kl", "train.tail=renormalize", "train.kd_temperature=2"],
+    ["train.grad_accum=2", "train.gradient_checkpointing=true", "train.chunk_rows=7"],
+], ids=["kd_only", "ce_only", "reverse_kl", "jsd", "skew_fkl", "skew_rkl_renorm_t2", "accum_ckpt_chunks"])
+def test_loss_variants_run(tmp_path, shards, tiny_teacher, variant):
+    root = tmp_path / "run"
+    summary = run(make_cfg(root, shards, tiny_teacher, "train.max_steps=1", *variant))
+    assert summary["steps"] == 1 and summary["train_loss"] > 0
+    step1 = losses_by_step(root)[1]
+    t = load_config(None, variant).train
+    if t.w_kd == 0:
+        assert "kd" not in step1 and step1["loss"] == pytest.approx(step1["ce"], rel=1e-5)
+    else:
+        assert step1["loss"] == pytest.approx(t.w_ce * step1["ce"] + t.w_kd * step1["kd"], rel=1e-5)
+
+
+def test_lora_saves_adapter_and_merged_model(tmp_path, shards, tiny_teacher):
+    from transformers import AutoModelForCausalLM
+
+    root = tmp_path / "run"
+    run(make_cfg(root, shards, tiny_teacher, "train.lora.enabled=true", "train.lora.r=4", "train.lr=1e-2"))
+    out = root / "student"
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert (out / "adapter" / "adapter_config.json").is_file()
+    merged = AutoModelForCausalLM.from_pretrained(out)
+    assert not any("lora" in k for k in merged.state_dict())
+    init = load_file(root / "student_init" / "model.safetensors")
+    after = load_file(out / "model.safetensors")
+    key = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(init[key], after[key])  # the adapter was merged in
+    assert torch.equal(init["model.layers.0.mlp.up_proj.weight"], after["model.layers.0.mlp.up_proj.weight"])
+
+
+# ---- loss scale ---------------------------------------------------------------------------------------------------
+
+
+def test_trainer_loss_equals_evaluate_batch_loss(tmp_path, shards, tiny_teacher):
+    """lr 0, one batch holding the whole set: the logged step-1 loss is the independent evaluation of that batch.
+    Tolerance 1e-6 relative: the trainer's batch holds the rows in sampler order, so float sums run in another order."""
+    from transformers import AutoModelForCausalLM
+
+    from train.data import DistillCollator, build_dataset
+    from train.trainer import evaluate_batch_loss
+
+    root = tmp_path / "run"
+    cfg = make_cfg(root, shards, tiny_teacher, "train.lr=0", "train.max_steps=1", "train.batch_size=12")
+    run(cfg)
+    logged = losses_by_step(root)[1]["loss"]
+    ds, _ = build_dataset(root / "shards" / "train", cfg.train.max_seq_len, "truncate", tmp_path / "cache")
+    batch = DistillCollator(pad_token_id=2)(list(ds))
+    model = AutoModelForCausalLM.from_pretrained(root / "student_init")
+    assert logged == pytest.approx(evaluate_batch_loss(model, batch, cfg), rel=1e-6)
+
+
+def test_grad_accumulation_keeps_the_per_token_scale(tmp_path, shards, tiny_teacher):
+    """batch 4 x accum 1 vs batch 2 x accum 2 over the same 4 sequences: same step-1 loss and gradient norm
+    (1e-5 relative), same weights after the step (1e-5 absolute, lr 1e-3)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    run(make_cfg(a, shards, tiny_teacher, "train.max_steps=1", "train.batch_size=4", "train.grad_accum=1"))
+    run(make_cfg(b, shards, tiny_teacher, "train.max_steps=1", "train.batch_size=2", "train.grad_accum=2"))
+    la, lb = losses_by_step(a)[1], losses_by_step(b)[1]
+    assert la["loss"] == pytest.approx(lb["loss"], rel=1e-5)
+    assert la["grad_norm"] == pytest.approx(lb["grad_norm"], rel=1e-5)
+    wa, wb = load_file(a / "student" / "model.safetensors"), load_file(b / "student" / "model.safetensors")
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-5)
+
+
+def test_two_processes_match_one_with_the_same_global_batch(tmp_path, shards, tiny_teacher):
+    """accelerate launch, 2 CPU processes (gloo) x batch 2 vs 1 process x batch 4, 5 steps at a constant lr.
+    Tolerances: 1e-4 relative on the step-1 loss, 1e-3 relative on the step-5 loss."""
+    common = ["train.max_steps=5", "train.lr_scheduler=constant", "train.lr=1e-3"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    run(make_cfg(one, shards, tiny_teacher, *common, "train.batch_size=4"))
+    make_cfg(two, shards, tiny_teacher)  # copies the shards
+    config = tmp_path / "two.yaml"
+    config.write_text(yaml.safe_dump({
+        "run": {"dir": str(two)}, "teacher": {"model": str(tiny_teacher)}, "student": {"from_teacher_layers": 1},
+        "train": {**{o.split("=")[0].split(".")[1]: yaml.safe_load(o.split("=")[1]) for o in BASE + common},
+                  "batch_size": 2}}))
+    cmd = [str(Path(PY).parent / "accelerate"), "launch", "--config_file",
+           str(REPO / "configs/accelerate/ddp_cpu_2proc.yaml"), "--num_processes", "2",
+           "--main_process_port", str(free_port()), "-m", "train", str(config)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((two / "student" / "train_summary.json").read_text())
+    assert summary["processes"] == 2
+    s1, s2 = losses_by_step(one), losses_by_step(two)
+    assert s2[1]["loss"] == pytest.approx(s1[1]["loss"], rel=1e-4)
+    assert s2[1]["grad_norm"] == pytest.approx(s1[1]["grad_norm"], rel=1e-4)  # gradients were all-reduced
+    assert s2[5]["loss"] == pytest.approx(s1[5]["loss"], rel=1e-3)
+    assert s2[5]["tokens"] == s1[5]["tokens"]
+
+
+# ---- resume -------------------------------------------------------------------------------------------------------
+
+
+def test_interrupted_run_resumes_to_the_same_loss_skipping_a_half_written_checkpoint(tmp_path, shards, tiny_teacher,
+                                                                                    monkeypatch, capsys):
+    """6 steps, checkpoints every 2. Stop after step 5 (checkpoints 2 and 4), cut checkpoint-4's weights as a kill
+    would, rerun: it skips checkpoint-4, resumes from checkpoint-2 and ends at the uninterrupted run's loss
+    (1e-5 relative)."""
+    from train.run import Interrupted
+
+    common = ["train.max_steps=6", "train.save_steps=2", "train.lr=1e-2"]
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    run(make_cfg(full, shards, tiny_teacher, *common))
+    cfg = make_cfg(cut, shards, tiny_teacher, *common)
+    monkeypatch.setenv("DISTILL_STOP_AFTER_STEP", "5")
+    with pytest.raises(Interrupted, match=r"interrupted at step 5; rerun the same command to resume from .*checkpoint-4"):
+        run(cfg)
+    monkeypatch.delenv("DISTILL_STOP_AFTER_STEP")
+    (cut / "student" / "checkpoints" / "checkpoint-4" / "model.safetensors").unlink()
+    capsys.readouterr()
+    summary = run(cfg)
+    out = capsys.readouterr().out
+    assert "checkpoint-4: incomplete checkpoint (no model weights" in out
+    assert "resuming from" in out and summary["resumed_from"].endswith("checkpoint-2")
+    assert losses_by_step(cut)[6]["loss"] == pytest.approx(losses_by_step(full)[6]["loss"], rel=1e-5)
+    assert summary["tokens"] == json.loads((full / "student" / "train_summary.json").read_text())["tokens"]
+
+
+def test_cli_interrupt_exits_130_with_the_resume_line(tmp_path, shards, tiny_teacher):
+    root = tmp_path / "run"
+    make_cfg(root, shards, tiny_teacher)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"run": {"dir": str(root)}, "teacher": {"model": str(tiny_teacher)},
+                                      "student": {"from_teacher_layers": 1}, "train": {"report_to": "none"}}))
+    env = {**os.environ, "DISTILL_STOP_AFTER_STEP": "1"}
+    proc = subprocess.run([PY, "-m", "train", str(config), "train.max_steps=3", "train.save_steps=1"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"interrupted at step 1; rerun the same command to resume from {root / 'student/checkpoints/checkpoint-1'}")
+    proc = subprocess.run([PY, "-m", "train", str(config), "student.model=/no/such/student",
+                           "student.from_teacher_layers=null"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == "error: student model /no/such/student: no such model folder"
+
+
+# ---- one-line errors ----------------------------------------------------------------------------------------------
+
+
+def one_line_error(cfg) -> str:
+    with pytest.raises(DistillError) as e:
+        run(cfg)
+    message = str(e.value)
+    assert "\n" not in message
+    return message
+
+
+def _rewrite_manifest_entry(folder: Path, name: str) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    data = (folder / name).read_bytes()
+    for entry in manifest["shards"]:
+        if entry["file"] == name:
+            entry["bytes"], entry["sha256"] = len(data), sh.sha256_bytes(data)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_error_shard_fails_its_checksum(tmp_path, shards, tiny_teacher):
+    cfg = make_cfg(tmp_path / "run", shards, tiny_teacher)
+    path = tmp_path / "run" / "shards" / "train" / "shard-00001.jsonl.zst"
+    data = bytearray(path.read_bytes())
+    data[10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert one_line_error(cfg) == f"{path}: fails its sha256 checksum: the shard is corrupt"
+
+
+def test_error_shard_cut_short(tmp_path, shards, tiny_teacher):
+    cfg = make_cfg(tmp_path / "run", shards, tiny_teacher)
+    path = tmp_path / "run" / "shards" / "train" / "shard-00002.jsonl.zst"
+    path.write_bytes(path.read_bytes()[:-20])
+    assert "the shard is cut short or changed" in one_line_error(cfg)
+
+
+def test_error_empty_dataset(tmp_path, shards, tiny_teacher):
+    message = one_line_error(make_cfg(tmp_path / "run", shards, tiny_teacher, "train.max_seq_len=8"))
+    assert message.endswith("no usable records (all 12 dropped: each prompt alone fills train.max_seq_len=8)")
+
+
+def test_error_tokenizer_differs(tmp_path, shards, tiny_teacher):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel()
+    bpe.train_from_iterator(["the sky is blue because of scattering"] * 20, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<unk>", "<|im_start|>", "<|im_end|>"]))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", bos_token="<|im_start|>")
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    student = tmp_path / "other-student"
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                 num_attention_heads=4, num_key_value_heads=2)).save_pretrained(student)
+    tok.save_pretrained(student)
+    cfg = make_cfg(tmp_path / "run", shards, tiny_teacher, f"student.model={student}", "student.from_teacher_layers=null")
+    manifest = tmp_path / "run" / "shards" / "train" / "manifest.json"
+    assert one_line_error(cfg) == (f"student tokenizer differs from the teacher's ({manifest}): vocab 49152 vs "
+                                   f"{len(tok.get_vocab())} tokens; the shard token ids would be meaningless for this student")
+
+
+def test_error_student_vocab_smaller_than_a_stored_id(tmp_path, shards, tiny_teacher):
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    student = tmp_path / "small-vocab"
+    LlamaForCausalLM(LlamaConfig(vocab_size=1000, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                 num_attention_heads=4, num_key_value_heads=2)).save_pretrained(student)
+    AutoTokenizer.from_pretrained(tiny_teacher).save_pretrained(student)
+    cfg = make_cfg(tmp_path / "run", shards, tiny_teacher, f"student.model={student}", "student.from_teacher_layers=null")
+    message = one_line_error(cfg)
+    assert message.startswith("student output layer has 1000 rows but the shards (")
+    assert "the student cannot score the teacher's tokens" in message
+
+
+def test_too_long_fails_or_is_truncated_and_counted(tmp_path, shards, tiny_teacher):
+    examples = list(sh.read_examples(shards))
+    limit = min(len(e.prompt_token_ids) for e in examples) + 3
+    longest_first = next(e for e in examples if len(e.prompt_token_ids) + len(e.response_token_ids) > limit)
+    message = one_line_error(make_cfg(tmp_path / "fail", shards, tiny_teacher, f"train.max_seq_len={limit}",
+                                      "train.too_long=fail"))
+    assert message.startswith(f"record {longest_first.id}: ") and f"exceed train.max_seq_len={limit}" in message
+    summary = run(make_cfg(tmp_path / "cut", shards, tiny_teacher, f"train.max_seq_len={limit}", "train.max_steps=1"))
+    dropped = sum(len(e.prompt_token_ids) >= limit for e in examples)
+    truncated = sum(len(e.prompt_token_ids) < limit < len(e.prompt_token_ids) + len(e.response_token_ids)
+                    for e in examples)
+    assert (summary["dropped"], summary["truncated"]) == (dropped, truncated) and truncated > 0
+
+
+def test_error_nan_logprob_in_a_shard(tmp_path, tiny_teacher):
+    folder = tmp_path / "run" / "shards" / "train"
+    write_shard_set(tiny_teacher, folder, codec="plain", prompts=["What is 2 + 2?", "Name a colour."], shard_size=2)
+    path = folder / "shard-00000.jsonl"
+    lines = path.read_text().splitlines()
+    record = json.loads(lines[1])
+    record["topk_logprobs"][0][0] = float("nan")
+    lines[1] = json.dumps(record)  # allow_nan: writes a bare NaN, as a broken writer would
+    path.write_text("\n".join(lines) + "\n")
+    _rewrite_manifest_entry(folder, path.name)
+    assert one_line_error(make_cfg(tmp_path / "run", folder, tiny_teacher)) == (
+        f"{path}:2: NaN or infinite logprob in the teacher's top-k")
+
+
+def test_error_loss_becomes_nan_names_the_step(tmp_path, shards, tiny_teacher, monkeypatch):
+    from train import losses
+
+    real = losses.loss_sums
+    calls = []
+
+    def poisoned(*args, **kwargs):  # the third micro-batch's loss is NaN, as after a blow-up
+        calls.append(1)
+        ce, kd = real(*args, **kwargs)
+        return (ce * float("nan"), kd) if len(calls) == 3 else (ce, kd)
+
+    monkeypatch.setattr(losses, "loss_sums", poisoned)
+    message = one_line_error(make_cfg(tmp_path / "run", shards, tiny_teacher, "train.max_steps=4"))
+    assert message.startswith("loss became nan at step 3 ") and "training stopped" in message
+
+
+def test_error_missing_student_path(tmp_path, shards, tiny_teacher):
+    cfg = make_cfg(tmp_path / "run", shards, tiny_teacher, f"student.model={tmp_path}/nope",
+                   "student.from_teacher_layers=null")
+    assert one_line_error(cfg) == f"student model {tmp_path}/nope: no such model folder"
+
+
+def test_pickle_only_student_is_refused_unless_allowed(tmp_path, tiny_student):
+    from train.student import load_student
+
+    student = tmp_path / "pickled"
+    shutil.copytree(tiny_student, student)
+    torch.save(load_file(student / "model.safetensors"), student / "pytorch_model.bin")
+    (student / "model.safetensors").unlink()
+    with pytest.raises(DistillError, match=r"only pickle weights \(\*\.bin\).*set student.allow_pickle=true"):
+        load_student(student, load_config(None, []))
+    model = load_student(student, load_config(None, ["student.allow_pickle=true"]))
+    assert model.config.num_hidden_layers == 1
+
+
+# ---- teacher-forced scoring (eval/ uses it) -------------------------------------------------------------------------
+
+
+def test_evaluate_on_shards_scores_the_teacher_against_itself(shards, tiny_teacher, tiny_student):
+    from train.losses import KDSpec
+    from train.teacher_forced import evaluate_on_shards
+
+    examples = list(sh.read_examples(shards))
+    rows = evaluate_on_shards(tiny_teacher, shards, KDSpec(), max_seq_len=1024, batch_size=5)
+    assert [r["id"] for r in rows] == [e.id for e in examples]
+    for r, e in zip(rows, examples):
+        assert r["tokens"] == len(e.response_token_ids)
+        assert r["nll_sum"] == pytest.approx(-float(e.topk.sampled_logprobs.sum()), rel=1e-4, abs=1e-3)
+        assert 0 <= r["kl_sum"] < 0.01 * r["tokens"]  # only the codec's quantisation separates them
+        assert r["top1_agree"] == r["tokens"]
+    other = evaluate_on_shards(tiny_student, shards, KDSpec(), max_seq_len=1024)
+    assert sum(r["kl_sum"] for r in other) > 1.0 * sum(r["tokens"] for r in other)
+
+
+# ---- vLLM serves the trained student ------------------------------------------------------------------------------
+
+
+def test_vllm_loads_and_generates_with_the_trained_student(tmp_path):
+    from conftest import build_tiny_llama
+
+    # head_dim 32: vLLM's CPU attention has no kernel for the shared tiny models' head_dim 16.
+    teacher = build_tiny_llama(tmp_path / "teacher", layers=2, hidden=128, seed=0)
+    root = tmp_path / "run"
+    write_shard_set(teacher, root / "shards" / "train", prompts=["Say hi.", "Count to three.", "Name a fruit."])
+    run(make_cfg(root, root / "shards" / "train", teacher, "train.max_steps=2", "train.batch_size=2"))
+    script = tmp_path / "serve.py"
+    script.write_text(textwrap.dedent(f"""
+        import json
+        from vllm import LLM, SamplingParams
+
+        if __name__ == "__main__":
+            llm = LLM(model={str(root / "student")!r}, dtype="float32", enforce_eager=True, max_model_len=512)
+            out = llm.generate(["Hello, how are"], SamplingParams(max_tokens=8, temperature=0.0))
+            print("RESULT " + json.dumps(out[0].outputs[0].token_ids))
+    """))
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    proc = subprocess.run([PY, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ids = json.loads(next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))[7:])
+    assert len(ids) == 8

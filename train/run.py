@@ -1,0 +1,262 @@
+"""The train stage, top to bottom: config -> shards -> student -> checks -> dataset -> (LoRA) -> TRL training
+(resuming from the newest complete checkpoint) -> model folder + train_summary.json + loss_curves.png.
+
+Output folder run_paths(cfg).model(train.output_name), e.g. runs/x/student/:
+    model.safetensors, config.json, tokenizer files, chat_template.jinja   the trained student (vLLM-loadable)
+    adapter/                 LoRA adapter (train.lora.enabled)
+    checkpoints/checkpoint-N Trainer checkpoints (the newest two); a rerun resumes from the newest complete one
+    train_log.json           every logged value (loss, ce, kd, eval_loss, lr, grad_norm, tokens) by step
+    train_summary.json       written last: its presence means the stage is complete
+    loss_curves.png
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from distill import shards as sh
+from distill.config import Config, run_paths, to_dict
+from distill.errors import DistillError
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors",
+                "pytorch_model.bin", "pytorch_model_fsdp_0", "pytorch_model_fsdp.bin")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or DISTILL_STOP_AFTER_STEP), carrying the line that says how to resume."""
+
+
+def model_saved(out: Path) -> bool:
+    return any((out / name).exists() for name in ("model.safetensors", "model.safetensors.index.json",
+                                                   "adapter/adapter_model.safetensors"))
+
+
+def newest_complete_checkpoint(folder: Path, quiet: bool = False) -> Path | None:
+    """The newest checkpoint-N holding trainer_state.json and model weights; a half-written one is skipped."""
+    if not folder.is_dir():
+        return None
+    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    for ckpt in sorted(found, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        has_state = (ckpt / "trainer_state.json").is_file()
+        has_weights = any((ckpt / name).exists() for name in WEIGHT_FILES)
+        if has_state and has_weights:
+            return ckpt
+        if not quiet:
+            missing = " and ".join(m for m, ok in (("trainer_state.json", has_state), ("model weights", has_weights))
+                                   if not ok)
+            print(f"[train] {ckpt}: incomplete checkpoint (no {missing}; a kill while saving?): skipping it")
+    return None
+
+
+def training_args(cfg: Config, out: Path, has_eval: bool, cpu: bool):
+    from trl import SFTConfig
+
+    t = cfg.train
+    return SFTConfig(
+        output_dir=str(out / "checkpoints"),
+        max_steps=t.max_steps if t.max_steps > 0 else -1,
+        num_train_epochs=t.epochs,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.lr,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_ratio,  # a float in [0, 1) is read as a fraction of the total steps
+        weight_decay=t.weight_decay,
+        bf16=t.precision == "bf16",
+        fp16=t.precision == "fp16",
+        gradient_checkpointing=t.gradient_checkpointing,
+        logging_steps=t.logging_steps,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=t.eval_steps,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=2,
+        report_to=[] if t.report_to == "none" else [t.report_to],
+        seed=cfg.run.seed,
+        data_seed=cfg.run.seed,
+        # Our dataset is already tokenised and our collator needs its extra columns: TRL must not touch either.
+        remove_unused_columns=False,
+        dataset_kwargs={"skip_prepare_dataset": True},
+        max_length=None,
+        dataloader_num_workers=0,
+        use_cpu=cpu,
+    )
+
+
+def run(cfg: Config) -> dict:
+    t, paths = cfg.train, run_paths(cfg)
+    out = paths.model(t.output_name)
+    summary_path = out / "train_summary.json"
+    if summary_path.is_file() and model_saved(out):  # before importing torch: a finished stage returns at once
+        if os.environ.get("RANK", "0") == "0":
+            print(f"[train] {out}: already complete (delete {summary_path.name} there to train again)")
+        return json.loads(summary_path.read_text())
+    start = time.time()
+
+    import torch
+    from accelerate import PartialState
+
+    # Under `accelerate launch`: one process each; rank 0 writes the shared files. Without CUDA the processes
+    # talk over gloo on the CPU (cpu=True), whichever launcher started them.
+    cpu = not torch.cuda.is_available()
+    state = PartialState(cpu=cpu)
+
+    # Shards: the manifest first (cheap), so a missing or unfinished shard set fails before any model loads.
+    shard_dir = paths.shards("train")
+    manifest = sh.open_shard_set(shard_dir)
+
+    # Student.
+    from train.student import load_student, load_tokenizer, make_student_from_teacher
+
+    if cfg.student.from_teacher_layers:
+        with state.main_process_first():
+            student_dir = make_student_from_teacher(cfg.teacher.model, cfg.student.from_teacher_layers,
+                                                    paths.student_init)
+    elif cfg.student.model:
+        student_dir = cfg.student.model
+    else:
+        raise DistillError("no student: set student.model or student.from_teacher_layers")
+    tokenizer = load_tokenizer(student_dir, cfg)
+    model = load_student(student_dir, cfg)
+
+    # Checks, before any training step.
+    from train import checks
+
+    checks.check_all(shard_dir, manifest, model, tokenizer)
+
+    # Dataset (built once, by rank 0; the other ranks read its cache).
+    from train.data import DistillCollator, build_dataset, split_eval
+
+    with state.main_process_first():
+        ds, counts = build_dataset(shard_dir, t.max_seq_len, t.too_long, paths.root / "cache" / "datasets")
+        train_ds, eval_ds = split_eval(ds, t.eval_fraction, cfg.run.seed)
+    if state.is_main_process:
+        print(f"[train] {len(train_ds)} training / {len(eval_ds) if eval_ds else 0} eval sequences from {shard_dir} "
+              f"({counts['truncated']} truncated, {counts['dropped']} dropped at train.max_seq_len={t.max_seq_len}); "
+              f"global batch {t.batch_size * t.grad_accum * state.num_processes} sequences (batch_size "
+              f"{t.batch_size} x grad_accum {t.grad_accum} x {state.num_processes} processes)")
+
+    # LoRA.
+    peft_config = None
+    if t.lora.enabled:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=t.lora.r, lora_alpha=t.lora.alpha, lora_dropout=t.lora.dropout,
+                                 target_modules=list(t.lora.target_modules), task_type="CAUSAL_LM")
+
+    # Trainer.
+    from train.trainer import DistillTrainer, LogLastStep, StopAfterStep, kd_spec
+
+    callbacks = [LogLastStep()]
+    if os.environ.get("DISTILL_STOP_AFTER_STEP"):
+        callbacks.append(StopAfterStep(int(os.environ["DISTILL_STOP_AFTER_STEP"])))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    trainer = DistillTrainer(
+        model=model,
+        args=training_args(cfg, out, eval_ds is not None, cpu),
+        data_collator=DistillCollator(pad_token_id=tokenizer.pad_token_id),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+        spec=kd_spec(cfg),
+        w_ce=t.w_ce,
+        w_kd=t.w_kd,
+        chunk_rows=t.chunk_rows,
+    )
+
+    # Train, resuming from the newest complete checkpoint.
+    ckpt_dir = out / "checkpoints"
+    resume = newest_complete_checkpoint(ckpt_dir, quiet=not state.is_main_process) if t.resume else None
+    if resume and state.is_main_process:
+        print(f"[train] resuming from {resume}")
+    train_start = time.time()
+    try:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except KeyboardInterrupt:
+        for callback in trainer.callback_handler.callbacks:  # close the progress bar now, not after our last line
+            if getattr(callback, "training_bar", None) is not None:
+                callback.training_bar.close()
+        last = newest_complete_checkpoint(ckpt_dir, quiet=True)
+        where = (f"rerun the same command to resume from {last}" if last else
+                 f"no checkpoint was saved yet (train.save_steps={t.save_steps}); rerun the same command to start over")
+        raise Interrupted(f"interrupted at step {trainer.state.global_step}; {where}") from None
+    train_wall = time.time() - train_start
+
+    # Save the final model folder (trainer.save_model also handles FSDP/DeepSpeed state dicts).
+    if peft_config is not None:
+        trainer.save_model(str(out / "adapter"))
+        if t.lora.merge and state.is_main_process:
+            merged = trainer.model.merge_and_unload()
+            merged.save_pretrained(out, safe_serialization=True)
+            tokenizer.save_pretrained(out)
+    else:
+        trainer.save_model(str(out))
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return {}
+    for leftover in (out / "training_args.bin", out / "adapter" / "training_args.bin"):
+        leftover.unlink(missing_ok=True)  # a pickle; the settings are in train_summary.json
+
+    # Summary, log, curves.
+    history = trainer.state.log_history
+    (out / "train_log.json").write_text(json.dumps(history, indent=1) + "\n")
+    last = next((h for h in reversed(history) if "loss" in h), {})
+    last_eval = next((h for h in reversed(history) if "eval_loss" in h), {})
+    tokens = trainer.tokens_seen or 0
+    summary = {
+        "steps": trainer.state.global_step,
+        "tokens": tokens,
+        "tokens_per_s": trainer.tokens_this_run / max(train_wall, 1e-9),
+        "train_loss": last.get("loss"),
+        "ce": last.get("ce"),
+        "kd": last.get("kd"),
+        "eval_loss": last_eval.get("eval_loss"),
+        "eval_ce": last_eval.get("eval_ce"),
+        "eval_kd": last_eval.get("eval_kd"),
+        "train_sequences": len(train_ds),
+        "eval_sequences": len(eval_ds) if eval_ds else 0,
+        "truncated": counts["truncated"],
+        "dropped": counts["dropped"],
+        "resumed_from": str(resume) if resume else None,
+        "processes": state.num_processes,
+        "wall_s": time.time() - start,
+        "train_wall_s": train_wall,
+        "student": str(student_dir),
+        "shards": str(shard_dir),
+        "model": str(out),
+        "train_config": to_dict(t),
+    }
+    plot_curves(history, out / "loss_curves.png")
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")  # last: marks the stage complete
+    kd = f", kd {summary['kd']:.3g}" if summary["kd"] is not None else ""
+    loss = f"loss {summary['train_loss']:.3g} (ce {summary['ce']:.3g}{kd})" if last else "no loss logged"
+    print(f"[train] {t.output_name}: {summary['steps']} steps, {tokens:,} tokens, {summary['tokens_per_s']:,.0f} tok/s, "
+          f"{loss}, {out}")
+    return summary
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key in ("loss", "ce", "kd", "eval_loss"):
+        points = [(h["step"], h[key]) for h in history if key in h]
+        if points:
+            ax.plot(*zip(*points), marker="o" if key == "eval_loss" else None, label=key)
+    ax.set_xlabel("step")
+    ax.set_ylabel("per-token loss (nats)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
