@@ -31,7 +31,7 @@ import zstandard
 from distill.errors import DistillError
 
 FORMAT = "distill-shards"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 CODECS = ("compact", "plain")
 _BLOB_MAGIC = b"TK2"

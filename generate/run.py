@@ -126,6 +126,9 @@ def prepare_folder(job: Job, cfg: Config) -> None:
             entries[index] = entry
     fresh["shards"] = [entries[i] for i in sorted(entries)]
     _recount(fresh, n_shards)
+    if fresh["shards"] != old["shards"] or fresh["complete"] != old.get("complete"):
+        # Adopted or dropped shards go on disk now: a set completed by adoption alone is never rewritten later.
+        sh.write_manifest(folder, fresh)
 
 
 def _adopt(folder: Path, name: str, index: int, manifest: dict, prompts: list[Prompt], n: int) -> dict | None:
