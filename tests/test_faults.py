@@ -358,8 +358,11 @@ def test_eval_ctrl_c_keeps_finished_models_and_rerun_finishes(vteacher, tiny_tea
     from eval.run import generation_settings, load_sets
 
     heldout = tmp_path / "heldout.jsonl"
+    # Enough work that the live model is still generating a second after its engine is up, on a quiet machine too.
+    topics = [f"{a} {b}" for a in ("a red", "a quiet", "an old", "a tiny", "a brave", "a lost", "a happy", "a wise")
+              for b in ("fox", "ship", "clock", "robot", "garden", "river", "castle", "dragon")]
     heldout.write_text("".join(json.dumps({"id": f"h{i}", "prompt": f"Tell a long story about {w}."}) + "\n"
-                               for i, w in enumerate(["a fox", "the sea", "a clock", "winter", "a robot"])))
+                               for i, w in enumerate(topics)))
     run_dir = tmp_path / "run"
     config = write_yaml(tmp_path / "eval.yaml", {
         "run": {"dir": str(run_dir)}, "teacher": {"model": str(vteacher), "max_model_len": 512},
@@ -375,7 +378,7 @@ def test_eval_ctrl_c_keeps_finished_models_and_rerun_finishes(vteacher, tiny_tea
              "prompt_token_count": 20} for name, ps in sets.items() for p in ps]
     (gens / "done.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (gens / "done.timing.json").write_text(json.dumps({
-        "tokens": 25, "seconds": 1.0, "prompts": 5, "too_long": 0, "ttft_samples_s": [0.1], "tokens_per_s": 25.0,
+        "tokens": 5 * len(rows), "seconds": 1.0, "prompts": len(rows), "too_long": 0, "ttft_samples_s": [0.1], "tokens_per_s": 25.0,
         "ttft_s": 0.1, "params": None, "size_mb": None, "settings": generation_settings(str(tiny_teacher), sets, cfg)}))
     kept = {p.name: p.read_bytes() for p in gens.iterdir()}
 
@@ -403,7 +406,7 @@ def test_eval_ctrl_c_keeps_finished_models_and_rerun_finishes(vteacher, tiny_tea
     assert rc == 0, child.tail()
     assert child.seen("done: generations already done")
     assert {p.name: p.read_bytes() for p in gens.iterdir() if p.name.startswith("done.")} == kept
-    assert len((gens / "live.jsonl").read_text().splitlines()) == 5
+    assert len((gens / "live.jsonl").read_text().splitlines()) == len(topics)
     report = json.loads((run_dir / "eval" / "report.json").read_text())
     assert set(report["models"]) == {"done", "live"}
 
