@@ -528,6 +528,7 @@ def run(cfg: Config) -> Path:
         llm = start_engine(where, cfg)
         try:
             if not done:
+                log(f"{name}: engine up, generating {n_rows} answers (max_tokens {cfg.eval.max_tokens})")
                 rows, timing = generate_sets(llm, sets, cfg)
                 files = weight_files(where)
                 timing.update({"tokens_per_s": timing["tokens"] / max(timing["seconds"], 1e-9),

@@ -358,7 +358,7 @@ def test_eval_ctrl_c_keeps_finished_models_and_rerun_finishes(vteacher, tiny_tea
     from eval.run import generation_settings, load_sets
 
     heldout = tmp_path / "heldout.jsonl"
-    # Enough work that the live model is still generating a second after its engine is up, on a quiet machine too.
+    # Enough work (64 x 400 tokens) that the live model is still generating a second after it starts, on a fast machine too.
     topics = [f"{a} {b}" for a in ("a red", "a quiet", "an old", "a tiny", "a brave", "a lost", "a happy", "a wise")
               for b in ("fox", "ship", "clock", "robot", "garden", "river", "castle", "dragon")]
     heldout.write_text("".join(json.dumps({"id": f"h{i}", "prompt": f"Tell a long story about {w}."}) + "\n"
@@ -367,7 +367,7 @@ def test_eval_ctrl_c_keeps_finished_models_and_rerun_finishes(vteacher, tiny_tea
     config = write_yaml(tmp_path / "eval.yaml", {
         "run": {"dir": str(run_dir)}, "teacher": {"model": str(vteacher), "max_model_len": 512},
         "eval": {"prompts": [str(heldout)], "models": {"done": str(tiny_teacher), "live": str(vteacher)},
-                 "max_tokens": 200}})
+                 "max_tokens": 400}})
     # Model "done" finished in an earlier run: its files are what eval itself writes, settings included.
     cfg = load_config(config)
     sets = load_sets(cfg)
@@ -384,7 +384,7 @@ def test_eval_ctrl_c_keeps_finished_models_and_rerun_finishes(vteacher, tiny_tea
 
     child = Child(["-m", "eval", str(config)])
     try:
-        watch(child, gens, lambda now: child.seen("init engine"))  # the engine is up: warm-up and generation next
+        watch(child, gens, lambda now: child.seen("live: engine up, generating"))
         time.sleep(1.0)
         assert child.proc.poll() is None, f"eval finished before Ctrl-C:\n{child.tail()}"
         rc, stop_s = child.interrupt()
