@@ -6,6 +6,8 @@ VENV="${DISTILL_VENV:-.venv}"
 [[ "$VENV" == /* ]] || VENV="$ROOT/$VENV"
 PY="$VENV/bin/python"
 nvidia-smi -L >/dev/null 2>&1 || export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}"
+# vLLM's INFO lines would bury the stages' own progress and summaries; set VLLM_LOGGING_LEVEL=INFO to see them.
+export VLLM_LOGGING_LEVEL="${VLLM_LOGGING_LEVEL:-WARNING}"
 
 # A relative config path is taken from the current directory, else from the repo root.
 run_stage() {
