@@ -1,7 +1,7 @@
 """Exact scoring for checkable prompts.
 
 A checkable prompt (see ``prompts/*.jsonl``) carries a ``"check"`` object.
-``score(check, response)`` returns True/False; ``validate_check(check)``
+``score(check, response, finished)`` returns True/False; ``validate_check(check)``
 raises a one-line ``ValueError`` naming the offending field when the check is
 malformed.  Standard library only; all functions are pure.
 
@@ -32,6 +32,10 @@ keys than the ones listed for its kind are allowed):
 ``{"kind": "one_word"}``
     Correct if, after stripping punctuation from every whitespace-separated
     token, exactly one non-empty token remains (``"Paris."`` -> correct).
+
+Length checks (``max_words``, ``one_word``) also need ``finished=True``: an
+answer cut off at max_tokens never ended, so its length is unknown (and a
+broken model's run-on output, such as one 300-letter "word", must not pass).
 
 ``{"kind": "yes_no"}``
     Correct if the response starts with the word "yes" or "no"
@@ -137,8 +141,8 @@ def count_words(response: str) -> int:
     return sum(1 for tok in response.split() if tok.strip(_PUNCT))
 
 
-def score(check: dict, response: str) -> bool:
-    """True if ``response`` satisfies ``check``; ValueError for a bad check."""
+def score(check: dict, response: str, finished: bool = True) -> bool:
+    """True if ``response`` satisfies ``check``; ``finished`` is False for an answer cut off at max_tokens."""
     validate_check(check)
     if not isinstance(response, str):
         raise ValueError(f"response: expected str, got {type(response).__name__}")
@@ -154,10 +158,9 @@ def score(check: dict, response: str) -> bool:
     if kind == "bullets":
         return count_bullets(response) == check["count"]
     if kind == "max_words":
-        n = count_words(response)
-        return 0 < n <= check["count"]
+        return finished and 0 < count_words(response) <= check["count"]
     if kind == "one_word":
-        return count_words(response) == 1
+        return finished and count_words(response) == 1
     if kind == "yes_no":
         return bool(_YES_NO_RE.match(_LEADING_JUNK_RE.sub("", response)))
     if kind == "starts_with":

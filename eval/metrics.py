@@ -78,11 +78,12 @@ def median(values: list[float]) -> float | None:
 
 
 def exact_accuracy(rows: list[dict]) -> tuple[float | None, int]:
-    """Share of checkable rows (those with a "check") whose response passes eval.checks.score; (None, 0) if none."""
+    """Share of checkable rows (those with a "check") whose response passes eval.checks.score; (None, 0) if none.
+    A row with finish_reason "length" (cut off at max_tokens) fails the length checks."""
     checked = [r for r in rows if r.get("check")]
     if not checked:
         return None, 0
-    correct = sum(score(r["check"], r["response"]) for r in checked)
+    correct = sum(score(r["check"], r["response"], finished=r.get("finish_reason") != "length") for r in checked)
     return correct / len(checked), len(checked)
 
 

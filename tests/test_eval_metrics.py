@@ -55,6 +55,18 @@ def test_exact_accuracy_uses_checks_and_skips_uncheckable():
     assert metrics.exact_accuracy([{"check": None, "response": "x"}]) == (None, 0)
 
 
+def test_cut_off_answers_fail_length_checks_only():
+    run_on = "dependingdependingdependingdepending"  # what a broken student emits until max_tokens
+    rows = [
+        {"check": {"kind": "one_word"}, "response": run_on, "finish_reason": "length"},
+        {"check": {"kind": "max_words", "count": 20}, "response": "leg " * 5, "finish_reason": "length"},
+        {"check": {"kind": "max_words", "count": 20}, "response": "Short and done.", "finish_reason": "stop"},
+        {"check": {"kind": "number", "answer": 750, "tolerance": 0}, "response": "0.75 * 1000 = 750", "finish_reason": "length"},
+    ]
+    acc, n = metrics.exact_accuracy(rows)
+    assert n == 4 and acc == pytest.approx(2 / 4)
+
+
 def test_teacher_forced_aggregation_is_token_weighted():
     records = [
         {"tokens": 10, "kl_sum": 5.0, "nll_sum": 20.0, "top1_agree": 4},
