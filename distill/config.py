@@ -73,7 +73,7 @@ class GenerateConfig:
 class StudentConfig:
     model: str | None = None  # any HF causal LM (folder or hub id); ignored when from_teacher_layers is set
     from_teacher_layers: int | None = 10  # make the student from the teacher, keeping N evenly spaced layers
-    trust_remote_code: bool = False
+    trust_remote_code: bool = False  # also covers every non-teacher model that eval loads
     allow_pickle: bool = False  # allow loading *.bin (pickle) weights; safetensors only by default
 
 

@@ -182,6 +182,13 @@ def overlap_counts(sets: dict[str, list], train_folder: Path) -> dict:
 # ---- 3. free generation through vLLM --------------------------------------------------------------------------
 
 
+def trusts_remote_code(where: str, cfg: Config) -> bool:
+    """teacher.trust_remote_code covers the teacher; student.trust_remote_code every other model eval loads."""
+    if where == cfg.teacher.model:
+        return cfg.teacher.trust_remote_code
+    return cfg.student.trust_remote_code
+
+
 def start_engine(where: str, cfg: Config):
     from vllm import LLM
 
@@ -190,7 +197,7 @@ def start_engine(where: str, cfg: Config):
     t = cfg.teacher
     try:
         return LLM(model=where, dtype=resolve_dtype(t.dtype), max_model_len=t.max_model_len,
-                   enforce_eager=t.enforce_eager, trust_remote_code=t.trust_remote_code, seed=cfg.run.seed)
+                   enforce_eager=t.enforce_eager, trust_remote_code=trusts_remote_code(where, cfg), seed=cfg.run.seed)
     except Exception as e:  # vLLM raises many kinds, with long messages
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise DistillError(f"{where}: vLLM engine failed to start ({type(e).__name__}: {first})") from None
@@ -326,7 +333,7 @@ def tokenizer_problem(where: str, folder: Path, manifest: dict, cfg: Config) -> 
     from train.checks import check_tokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(where, trust_remote_code=cfg.teacher.trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(where, trust_remote_code=trusts_remote_code(where, cfg))
     except (OSError, ValueError) as e:
         return f"cannot load its tokenizer ({str(e).splitlines()[0]})"
     try:

@@ -102,6 +102,19 @@ def test_trust_remote_code_reaches_every_loader_only_when_switched_on(on, monkey
     assert model.calls[0]["use_safetensors"] is True  # no pickle unless student.allow_pickle
 
 
+def test_eval_gives_each_model_its_own_roles_remote_code_switch(monkeypatch, tiny_teacher, tiny_student, tmp_path):
+    """teacher.trust_remote_code=true must not run a student's (or any other model's) code."""
+    from eval.run import start_engine
+
+    cfg = load_config(None, [f"teacher.model={tiny_teacher}", "teacher.trust_remote_code=true",
+                             "student.trust_remote_code=false"])
+    llm = fake_vllm(monkeypatch)
+    for where in (str(tiny_teacher), str(tiny_student)):
+        with pytest.raises(DistillError):
+            start_engine(where, cfg)
+    assert [c["trust_remote_code"] for c in llm.calls] == [True, False]
+
+
 # ---- pickle weights --------------------------------------------------------------------------------------------
 
 
