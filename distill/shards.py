@@ -465,13 +465,13 @@ def identity_mismatch(old: dict, new: dict) -> str | None:
         if isinstance(a, dict) and isinstance(b, dict):
             for sub in sorted(set(a) | set(b)):
                 if a.get(sub) != b.get(sub):
-                    return f"{key}.{sub}: {_short(a.get(sub))} in the folder vs {_short(b.get(sub))} now"
+                    return f"{key}.{sub}: {short_repr(a.get(sub))} in the folder vs {short_repr(b.get(sub))} now"
         elif a != b:
-            return f"{key}: {_short(a)} in the folder vs {_short(b)} now"
+            return f"{key}: {short_repr(a)} in the folder vs {short_repr(b)} now"
     return None
 
 
-def _short(value: Any) -> str:
+def short_repr(value: Any) -> str:
     text = json.dumps(value)
     return text if len(text) <= 60 else text[:57] + "..."
 

@@ -280,6 +280,35 @@ def test_interrupted_run_resumes_to_the_same_loss_skipping_a_half_written_checkp
     assert summary["tokens"] == json.loads((full / "student" / "train_summary.json").read_text())["tokens"]
 
 
+def test_changed_settings_are_refused_on_resume_and_on_a_finished_run(tmp_path, shards, tiny_teacher, monkeypatch,
+                                                                      capsys):
+    from train.run import Interrupted
+
+    root = tmp_path / "run"
+    common = ["train.max_steps=4", "train.save_steps=1"]
+    monkeypatch.setenv("DISTILL_STOP_AFTER_STEP", "2")
+    with pytest.raises(Interrupted):
+        run(make_cfg(root, shards, tiny_teacher, *common))
+    monkeypatch.delenv("DISTILL_STOP_AFTER_STEP")
+    ckpts = root / "student" / "checkpoints"
+    message = one_line_error(make_cfg(root, shards, tiny_teacher, *common, "train.w_kd=0.2"))
+    assert message == (f"{ckpts}: the checkpoints were trained with other settings (train.w_kd: 0.5 -> 0.2); "
+                       "restore them to resume, or set train.resume=false to start over")
+    assert (ckpts / "checkpoint-2").is_dir()  # refusing touches nothing
+
+    # Starting over on purpose removes the old checkpoints first (a stale checkpoint-2 must not be resumed later).
+    capsys.readouterr()
+    summary = run(make_cfg(root, shards, tiny_teacher, *common, "train.w_kd=0.2", "train.resume=false"))
+    assert "starting over (train.resume=false): removing the old checkpoints" in capsys.readouterr().out
+    assert summary["steps"] == 4 and summary["resumed_from"] is None
+
+    # Finished: settings that do not change the weights may differ; the others may not.
+    assert run(make_cfg(root, shards, tiny_teacher, *common, "train.w_kd=0.2", "train.logging_steps=3")) == summary
+    message = one_line_error(make_cfg(root, shards, tiny_teacher, *common, "train.w_kd=0.2", "train.lr=0.5"))
+    assert message == (f"{root / 'student'} was trained with other settings (train.lr: 0.001 -> 0.5); set another "
+                       "train.output_name, or delete train_summary.json there to train again")
+
+
 def test_cli_interrupt_exits_130_with_the_resume_line(tmp_path, shards, tiny_teacher):
     root = tmp_path / "run"
     make_cfg(root, shards, tiny_teacher)

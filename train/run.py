@@ -5,6 +5,7 @@ Output folder run_paths(cfg).model(train.output_name), e.g. runs/x/student/:
     model.safetensors, config.json, tokenizer files, chat_template.jinja   the trained student (vLLM-loadable)
     adapter/                 LoRA adapter (train.lora.enabled)
     checkpoints/checkpoint-N Trainer checkpoints (the newest two); a rerun resumes from the newest complete one
+    checkpoints/settings.json what the checkpoints were trained with: a rerun with other settings refuses to resume
     train_log.json           every logged value (loss, ce, kd, eval_loss, lr, grad_norm, tokens) by step
     train_summary.json       written last: its presence means the stage is complete
     loss_curves.png
@@ -27,6 +28,27 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "adapter_mo
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C (or DISTILL_STOP_AFTER_STEP), carrying the line that says how to resume."""
+
+
+# Train settings that do not change the trained weights; every other one must match to resume or to count as done.
+NOT_SETTINGS = ("resume", "logging_steps", "report_to", "eval_steps", "save_steps", "output_name")
+
+
+def training_settings(cfg: Config, manifest: dict) -> dict:
+    """What the weights in the output folder depend on, as dotted keys: train settings, student, seed, shards."""
+    flat = {f"train.{k}": v for k, v in to_dict(cfg.train).items() if k not in NOT_SETTINGS}
+    shard_list = json.dumps(manifest.get("shards", []), sort_keys=True).encode()
+    return {**flat, "student.model": cfg.student.model, "student.from_teacher_layers": cfg.student.from_teacher_layers,
+            "teacher.model": cfg.teacher.model, "run.seed": cfg.run.seed, "shards.sha256": sh.sha256_bytes(shard_list)}
+
+
+def settings_change(old: dict, new: dict) -> str | None:
+    """'key: old -> new' for the first few keys that differ, or None."""
+    changed = [f"{k}: {sh.short_repr(old.get(k))} -> {sh.short_repr(new.get(k))}"
+               for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if not changed:
+        return None
+    return "; ".join(changed[:3]) + (f" (+{len(changed) - 3} more)" if len(changed) > 3 else "")
 
 
 def model_saved(out: Path) -> bool:
@@ -91,10 +113,17 @@ def run(cfg: Config) -> dict:
     t, paths = cfg.train, run_paths(cfg)
     out = paths.model(t.output_name)
     summary_path = out / "train_summary.json"
+    shard_dir = paths.shards("train")
     if summary_path.is_file() and model_saved(out):  # before importing torch: a finished stage returns at once
+        summary = json.loads(summary_path.read_text())
+        done_with = summary.get("settings")
+        change = done_with and settings_change(done_with, training_settings(cfg, sh.read_manifest(shard_dir) or {}))
+        if change:
+            raise DistillError(f"{out} was trained with other settings ({change}); set another train.output_name, "
+                               f"or delete {summary_path.name} there to train again")
         if os.environ.get("RANK", "0") == "0":
             print(f"[train] {out}: already complete (delete {summary_path.name} there to train again)")
-        return json.loads(summary_path.read_text())
+        return summary
     start = time.time()
 
     import torch
@@ -106,8 +135,8 @@ def run(cfg: Config) -> dict:
     state = PartialState(cpu=cpu)
 
     # Shards: the manifest first (cheap), so a missing or unfinished shard set fails before any model loads.
-    shard_dir = paths.shards("train")
     manifest = sh.open_shard_set(shard_dir)
+    settings = training_settings(cfg, manifest)
 
     # Student.
     from train.student import load_student, load_tokenizer, make_student_from_teacher
@@ -174,8 +203,23 @@ def run(cfg: Config) -> dict:
     # Train, resuming from the newest complete checkpoint.
     ckpt_dir = out / "checkpoints"
     resume = newest_complete_checkpoint(ckpt_dir, quiet=not state.is_main_process) if t.resume else None
-    if resume and state.is_main_process:
-        print(f"[train] resuming from {resume}")
+    settings_path = ckpt_dir / "settings.json"
+    if resume and settings_path.is_file():
+        change = settings_change(json.loads(settings_path.read_text()), settings)
+        if change:
+            raise DistillError(f"{ckpt_dir}: the checkpoints were trained with other settings ({change}); "
+                               "restore them to resume, or set train.resume=false to start over")
+    if state.is_main_process:
+        if resume:
+            print(f"[train] resuming from {resume}")
+        elif not t.resume and any(ckpt_dir.glob("checkpoint-*")):
+            import shutil
+
+            print(f"[train] starting over (train.resume=false): removing the old checkpoints in {ckpt_dir}")
+            shutil.rmtree(ckpt_dir)
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        sh.atomic_write(settings_path, (json.dumps(settings, indent=1) + "\n").encode())
+    state.wait_for_everyone()
     train_start = time.time()
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -232,6 +276,7 @@ def run(cfg: Config) -> dict:
         "shards": str(shard_dir),
         "model": str(out),
         "train_config": to_dict(t),
+        "settings": settings,
     }
     plot_curves(history, out / "loss_curves.png")
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")  # last: marks the stage complete
