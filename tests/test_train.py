@@ -280,6 +280,25 @@ def test_interrupted_run_resumes_to_the_same_loss_skipping_a_half_written_checkp
     assert summary["tokens"] == json.loads((full / "student" / "train_summary.json").read_text())["tokens"]
 
 
+def test_kill_after_the_last_checkpoint_resumes_without_a_step_past_the_end(tmp_path, shards, tiny_teacher, capsys):
+    """A kill after the final checkpoint but before the model folder was written: the rerun saves that checkpoint's
+    weights (the HF Trainer alone would train a 5th step of 4)."""
+    from safetensors.torch import load_file
+
+    root = tmp_path / "run"
+    cfg = make_cfg(root, shards, tiny_teacher, "train.max_steps=4", "train.save_steps=2")
+    first = run(cfg)
+    out = root / "student"
+    (out / "model.safetensors").unlink()
+    (out / "train_summary.json").unlink()
+    capsys.readouterr()
+    summary = run(cfg)
+    assert "checkpoint-4 holds the last step (4): saving it" in capsys.readouterr().out
+    assert summary["steps"] == 4 and max(losses_by_step(root)) == 4 and summary["tokens"] == first["tokens"]
+    final, ckpt = load_file(out / "model.safetensors"), load_file(out / "checkpoints" / "checkpoint-4" / "model.safetensors")
+    assert final.keys() == ckpt.keys() and all(final[k].equal(ckpt[k]) for k in final)
+
+
 def test_changed_settings_are_refused_on_resume_and_on_a_finished_run(tmp_path, shards, tiny_teacher, monkeypatch,
                                                                       capsys):
     from train.run import Interrupted

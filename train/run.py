@@ -178,9 +178,9 @@ def run(cfg: Config) -> dict:
                                  target_modules=list(t.lora.target_modules), task_type="CAUSAL_LM")
 
     # Trainer.
-    from train.trainer import DistillTrainer, LogLastStep, StopAfterStep, kd_spec
+    from train.trainer import AlreadyFinished, DistillTrainer, LogLastStep, NoStepPastTheEnd, StopAfterStep, kd_spec
 
-    callbacks = [LogLastStep()]
+    callbacks = [LogLastStep(), NoStepPastTheEnd()]
     if os.environ.get("DISTILL_STOP_AFTER_STEP"):
         callbacks.append(StopAfterStep(int(os.environ["DISTILL_STOP_AFTER_STEP"])))
     if tokenizer.pad_token_id is None:
@@ -223,6 +223,9 @@ def run(cfg: Config) -> dict:
     train_start = time.time()
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except AlreadyFinished:
+        if state.is_main_process:
+            print(f"[train] {resume} holds the last step ({trainer.state.global_step}): saving it, no more training")
     except KeyboardInterrupt:
         for callback in trainer.callback_handler.callbacks:  # close the progress bar now, not after our last line
             if getattr(callback, "training_bar", None) is not None:
@@ -233,7 +236,10 @@ def run(cfg: Config) -> dict:
         raise Interrupted(f"interrupted at step {trainer.state.global_step}; {where}") from None
     train_wall = time.time() - train_start
 
-    # Save the final model folder (trainer.save_model also handles FSDP/DeepSpeed state dicts).
+    # Save the final model folder (trainer.save_model also handles FSDP/DeepSpeed state dicts). Under FSDP it writes
+    # nothing for a sharded state dict (our checkpoints' setting): the final folder needs the full one.
+    if trainer.is_fsdp_enabled:
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     if peft_config is not None:
         trainer.save_model(str(out / "adapter"))
         if t.lora.merge and state.is_main_process:
@@ -245,6 +251,8 @@ def run(cfg: Config) -> dict:
     state.wait_for_everyone()
     if not state.is_main_process:
         return {}
+    if not model_saved(out):  # never mark a run complete without its weights
+        raise DistillError(f"{out}: training finished but no model weights were saved there")
     for leftover in (out / "training_args.bin", out / "adapter" / "training_args.bin"):
         leftover.unlink(missing_ok=True)  # a pickle; the settings are in train_summary.json
 
@@ -253,7 +261,7 @@ def run(cfg: Config) -> dict:
     (out / "train_log.json").write_text(json.dumps(history, indent=1) + "\n")
     last = next((h for h in reversed(history) if "loss" in h), {})
     last_eval = next((h for h in reversed(history) if "eval_loss" in h), {})
-    tokens = trainer.tokens_seen or 0
+    tokens = trainer.tokens_seen or max((h["tokens"] for h in history if "tokens" in h), default=0)
     summary = {
         "steps": trainer.state.global_step,
         "tokens": tokens,

@@ -79,6 +79,19 @@ class StopAfterStep(TrainerCallback):
             raise KeyboardInterrupt
 
 
+class AlreadyFinished(Exception):
+    """Resumed from a checkpoint that holds the last step: there is nothing left to train."""
+
+
+class NoStepPastTheEnd(TrainerCallback):
+    """Resumed from its final checkpoint (a kill after the last save), the HF Trainer would take one step past
+    max_steps before its end-of-step check; stop before the first step instead. Weights and state are loaded by now."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.max_steps > 0 and state.global_step >= state.max_steps:
+            raise AlreadyFinished
+
+
 class LogLastStep(TrainerCallback):
     """Log the final step too, so the summary's final loss is the last step's and not an older window's."""
 
