@@ -261,7 +261,7 @@ def run(cfg: Config) -> dict:
     (out / "train_log.json").write_text(json.dumps(history, indent=1) + "\n")
     last = next((h for h in reversed(history) if "loss" in h), {})
     last_eval = next((h for h in reversed(history) if "eval_loss" in h), {})
-    tokens = trainer.tokens_seen or max((h["tokens"] for h in history if "tokens" in h), default=0)
+    tokens = trainer.total_tokens()
     summary = {
         "steps": trainer.state.global_step,
         "tokens": tokens,

@@ -142,6 +142,12 @@ class DistillTrainer(SFTTrainer):
             loss = self.compute_loss(model, inputs)
         return loss.detach(), None, None
 
+    def total_tokens(self) -> int:
+        """Response tokens trained on, the runs this one resumed included (from the log before this run's first)."""
+        if self.tokens_seen is not None:
+            return self.tokens_seen
+        return max([h["tokens"] for h in self.state.log_history if "tokens" in h], default=0)
+
     def log(self, logs: dict, start_time: float | None = None) -> None:
         mode = "eval" if any(k.startswith("eval_") for k in logs) else "train"
         sums = self._sums[mode]
@@ -157,7 +163,7 @@ class DistillTrainer(SFTTrainer):
                 logs["eval_loss"] = self.w_ce * ce + self.w_kd * kd
         if mode == "train" and "loss" in logs:
             if self.tokens_seen is None:  # first log of this process: continue the count of a resumed run
-                self.tokens_seen = max([h["tokens"] for h in self.state.log_history if "tokens" in h], default=0)
+                self.tokens_seen = self.total_tokens()
                 self._tokens_logged = 0
             self.tokens_seen += self.tokens_this_run - self._tokens_logged
             self._tokens_logged = self.tokens_this_run
