@@ -1,5 +1,6 @@
 """The shared shape of `python -m <stage> CONFIG [key=value ...]`: one-line errors, a resume hint on Ctrl-C."""
 
+import errno
 import importlib
 import os
 import signal
@@ -41,6 +42,17 @@ def stage_main(argv: list[str], stage: str, resume_hint: str) -> int:
         signal.signal(signal.SIGINT, previous)
 
 
+def _disk_full(e: BaseException | None) -> bool:
+    """An out-of-space error anywhere in the chain; safetensors reports it as a message, not an OSError."""
+    while e is not None:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def _stage_main(argv: list[str], stage: str, resume_hint: str) -> int:
     try:
         cfg, _ = parse_cli(argv, stage)
@@ -52,4 +64,12 @@ def _stage_main(argv: list[str], stage: str, resume_hint: str) -> int:
     except KeyboardInterrupt as e:
         print(f"\n{str(e) or 'interrupted: ' + resume_hint}", file=sys.stderr)
         return 130
+    except Exception as e:
+        if not _disk_full(e):
+            raise
+        # A rerun does not take what was half-written for whole: shards and students are renamed into place when
+        # complete, and an incomplete checkpoint is skipped.
+        print(f"error: no space left on device while writing under {cfg.run.dir}; free some space, then "
+              f"{resume_hint}", file=sys.stderr)
+        return 1
     return 0

@@ -111,6 +111,7 @@ class TrainConfig:
     eval_fraction: float = 0.05  # held-out split of the training shards for in-training evaluation
     eval_steps: int = 20
     save_steps: int = 20
+    save_total_limit: int = 1  # checkpoints kept (the newest); each holds weights + optimizer state, ~3x the model
     logging_steps: int = 5
     report_to: str = "tensorboard"  # none | tensorboard | trackio
     precision: str = "fp32"  # fp32 | bf16 | fp16
@@ -313,6 +314,9 @@ def _check_choices(cfg: Config) -> None:
         raise DistillError(f"config key train.skew_alpha: must be in [0, 1), got {t.skew_alpha}")
     if t.w_ce < 0 or t.w_kd < 0 or t.w_ce + t.w_kd == 0:
         raise DistillError("config keys train.w_ce and train.w_kd: must be >= 0 and not both 0")
+    if t.save_steps < 1 or t.save_total_limit < 1:
+        raise DistillError("config keys train.save_steps and train.save_total_limit: must be at least 1 "
+                           "(resume needs a checkpoint)")
 
 
 # Where each stage reads and writes, derived from run.dir so that stages agree without passing paths around.

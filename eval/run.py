@@ -577,19 +577,26 @@ def run(cfg: Config) -> Path:
         from train.teacher_forced import evaluate_on_shards
 
         spec = KDSpec(kind="forward_kl", temperature=1.0, tail="bucket")
+
+        def skip(name: str, problem: str) -> None:
+            plan["skipped"][name] = f"teacher-forced metrics skipped: {problem}"
+            warn(f"{name}: {plan['skipped'][name]}")
+
         for name, where in models.items():
             problem = tokenizer_problem(where, heldout, manifest, cfg)
             if problem:
-                reason = f"teacher-forced metrics skipped: {problem}"
-                plan["skipped"][name] = reason
-                warn(f"{name}: {reason}")
+                skip(name, problem)
                 continue
             settings = teacher_forced_settings(where, manifest, spec, cfg)
             meta_path = out / "teacher_forced" / f"{name}.json"
             if read_json(meta_path) == settings and (out / "teacher_forced" / f"{name}.jsonl").is_file():
                 log(f"{name}: teacher-forced metrics already done")
                 continue
-            records = evaluate_on_shards(where, heldout, spec, cfg.train.max_seq_len, cfg.train.chunk_rows)
+            try:
+                records = evaluate_on_shards(where, heldout, spec, cfg.train.max_seq_len, cfg.train.chunk_rows)
+            except DistillError as err:  # a model the loss path cannot score: report it, keep the other metrics
+                skip(name, str(err))
+                continue
             records = [{k: v.item() if hasattr(v, "item") else v for k, v in r.items()} for r in records]
             write_jsonl(out / "teacher_forced" / f"{name}.jsonl", list(records))
             write_json(meta_path, settings)

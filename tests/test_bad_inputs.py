@@ -80,6 +80,8 @@ CATALOGUE = [
      "student model {tmp}/nope: no such model folder"),
     ("student_no_weights", "train", "student.model is a folder with config.json but no weights",
      "student.model {tmp}/empty-student: no model weights (*.safetensors) in the folder"),
+    ("student_soft_capped_logits", "train", "student.model is a Gemma 2 model, which soft-caps its logits",
+     "student {tmp}/softcap-student: Gemma2ForCausalLM does more to its logits than its output layer"),
     # ---- config (any stage) ----
     ("config_student_model_missing", "config", "student.from_teacher_layers=null and no student.model",
      "config key student.model is required unless student.from_teacher_layers is set"),
@@ -374,6 +376,22 @@ def make_student_no_weights(env):
         shutil.copy(env.teacher / name, student / name)
     cfg = env.train_cfg(f"student.model={student}", "student.from_teacher_layers=null")
     return Trial(lambda: train(cfg), protect=[env.tmp / "run" / "shards"])
+
+
+def make_student_soft_capped_logits(env):
+    import torch
+    from transformers import AutoTokenizer, Gemma2Config, Gemma2ForCausalLM
+
+    student = env.tmp / "softcap-student"
+    tok = AutoTokenizer.from_pretrained(env.teacher)
+    config = Gemma2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                          num_attention_heads=2, num_key_value_heads=1, head_dim=16, final_logit_softcapping=1.0,
+                          pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    Gemma2ForCausalLM(config).save_pretrained(student, safe_serialization=True)
+    tok.save_pretrained(student)
+    cfg = env.train_cfg(f"student.model={student}", "student.from_teacher_layers=null")
+    return Trial(lambda: train(cfg), protect=[env.tmp / "run" / "shards", student])
 
 
 # ---- makers: config and command line ----------------------------------------------------------------------------

@@ -54,6 +54,7 @@ BAD_CONFIGS = [
     ("train:\n  lr: [1\nrun:\n  dir: x\n", "c.yaml:3: invalid YAML"),
     ("- a\n- b\n", "expected a mapping of sections at the top level"),
     ("train:\n  jsd_beta: 1.5\n", "config key train.jsd_beta: must be in (0, 1), got 1.5"),
+    ("train:\n  save_total_limit: 0\n", "config keys train.save_steps and train.save_total_limit: must be at least 1"),
 ]
 
 

@@ -157,6 +157,28 @@ def test_resume_runs_no_model(full, env, monkeypatch):
     assert stamps == {p: p.stat().st_mtime_ns for p in (full / "generations").iterdir()}
 
 
+def test_a_model_the_loss_cannot_score_is_skipped_with_the_reason(full, env, tmp_path, monkeypatch):
+    import eval.run
+    import train.teacher_forced
+    from distill.errors import DistillError
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(env["run_dir"], run_dir)  # generations resume; the student's teacher-forced scores do not
+    out = run_dir / full.relative_to(env["run_dir"])
+    for path in (out / "teacher_forced").glob("student.*"):
+        path.unlink()
+
+    def soft_capped(model, name):  # what train.checks.check_logits_path says of a Gemma 2 student
+        raise DistillError(f"{name}: Gemma2ForCausalLM does more to its logits than its output layer")
+
+    monkeypatch.setattr(eval.run, "start_engine", lambda *a, **k: (_ for _ in ()).throw(AssertionError("engine")))
+    monkeypatch.setattr(train.teacher_forced, "check_logits_path", soft_capped)
+    report = json.loads((eval.run.run(make_cfg(env, run_dir=run_dir)) / "report.json").read_text())
+    student = report["models"]["student"]
+    assert student["heldout_kl"] is None and student["rouge_l"] is not None and student["tokens_per_s"] > 0
+    assert "does more to its logits than its output layer" in report["skipped"]["student"]
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

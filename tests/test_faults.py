@@ -291,12 +291,17 @@ def complete_checkpoint(ckpts: Path, step: int) -> bool:
     return (ckpt / "trainer_state.json").is_file() and (ckpt / "model.safetensors").is_file()
 
 
-def finish_train(config: Path) -> Child:
+def run_train(config: Path) -> tuple[int, Child]:
     child = Child(["-m", "train", str(config)])
     try:
         rc = child.wait(timeout=400)
     finally:
         child.cleanup()
+    return rc, child
+
+
+def finish_train(config: Path) -> Child:
+    rc, child = run_train(config)
     assert rc == 0, child.tail()
     return child
 
@@ -349,6 +354,27 @@ def test_train_sigkill_resumes_and_a_half_written_checkpoint_is_skipped(tiny_tea
     summary = json.loads((run_dir / "student" / "train_summary.json").read_text())
     assert summary["steps"] == 12 and summary["resumed_from"].endswith("checkpoint-6")
     assert (run_dir / "student" / "model.safetensors").is_file()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_train_out_of_disk_space_fails_in_one_line_and_rerun_finishes(tiny_teacher, train_shards, tmp_path):
+    """A disk that fills up just as training ends: /dev/full answers every write with ENOSPC."""
+    config, run_dir = train_config(tmp_path, tiny_teacher, train_shards, "diskfull")
+    out = run_dir / "student"
+    out.mkdir(parents=True)
+    (out / "train_log.json").symlink_to("/dev/full")
+    rc, child = run_train(config)
+    assert rc == 1, child.tail()
+    last = child.lines[-1][1]
+    assert last == (f"error: no space left on device while writing under {run_dir}; free some space, then "
+                    "rerun the same command to resume from the newest checkpoint"), child.tail()
+    assert not child.seen("Traceback"), child.tail()
+    assert not (out / "train_summary.json").exists()  # not marked complete
+
+    (out / "train_log.json").unlink()  # space is back
+    finish_train(config)
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["steps"] == 12 and json.loads((out / "train_log.json").read_text())
 
 
 # ---- eval: Ctrl-C ---------------------------------------------------------------------------------------------

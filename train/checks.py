@@ -70,7 +70,33 @@ def check_tokenizer(folder: Path, manifest: dict, tokenizer) -> None:
           f"token ids on {N_PROBES} probe records")
 
 
-def check_all(folder: Path, manifest: dict, model, tokenizer) -> None:
+def check_logits_path(model, name: str) -> None:
+    """The loss computes logits as output_layer(last hidden state), chunk by chunk, without the model's own head
+    code. A model that changes its logits after that layer (soft-capping, scaling) would be trained and scored
+    against the wrong distribution: compare both ways on a short probe and refuse the model if they differ."""
+    import torch
+
+    from train.trainer import causal_lm
+
+    lm = causal_lm(model)
+    head = lm.get_output_embeddings()
+    ids = torch.arange(1, 9, device=head.weight.device).remainder(head.weight.shape[0]).unsqueeze(0)
+    was_training = lm.training
+    lm.eval()
+    with torch.no_grad():
+        full = lm(input_ids=ids, use_cache=False).logits.float()
+        hidden = lm.get_decoder()(input_ids=ids, use_cache=False).last_hidden_state
+        ours = torch.nn.functional.linear(hidden, head.weight, head.bias).float()
+    lm.train(was_training)
+    diff = (full - ours).abs().max().item()
+    if diff > 1e-3 * (1.0 + full.abs().max().item()):
+        raise DistillError(f"{name}: {type(lm).__name__} does more to its logits than its output layer (max "
+                           f"difference {diff:.3g} on a probe; e.g. logit soft-capping or scaling), which distill's "
+                           "chunked loss does not reproduce; this model type is not supported here")
+
+
+def check_all(folder: Path, manifest: dict, model, tokenizer, name: str) -> None:
     verify_shards(folder, manifest)
     check_tokenizer(folder, manifest, tokenizer)
     check_vocab_size(folder, manifest, model)
+    check_logits_path(model, name)

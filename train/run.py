@@ -31,7 +31,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 # Train settings that do not change the trained weights; every other one must match to resume or to count as done.
-NOT_SETTINGS = ("resume", "logging_steps", "report_to", "eval_steps", "save_steps", "output_name")
+NOT_SETTINGS = ("resume", "logging_steps", "report_to", "eval_steps", "save_steps", "save_total_limit", "output_name")
 
 
 def training_settings(cfg: Config, manifest: dict) -> dict:
@@ -96,7 +96,7 @@ def training_args(cfg: Config, out: Path, has_eval: bool, cpu: bool):
         eval_steps=t.eval_steps,
         save_strategy="steps",
         save_steps=t.save_steps,
-        save_total_limit=2,
+        save_total_limit=t.save_total_limit,
         report_to=[] if t.report_to == "none" else [t.report_to],
         seed=cfg.run.seed,
         data_seed=cfg.run.seed,
@@ -155,7 +155,7 @@ def run(cfg: Config) -> dict:
     # Checks, before any training step.
     from train import checks
 
-    checks.check_all(shard_dir, manifest, model, tokenizer)
+    checks.check_all(shard_dir, manifest, model, tokenizer, f"student {student_dir}")
 
     # Dataset (built once, by rank 0; the other ranks read its cache).
     from train.data import DistillCollator, build_dataset, split_eval

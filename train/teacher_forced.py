@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from distill import shards as sh
+from train.checks import check_logits_path
 from train.data import DROPPED, DistillCollator, example_row
 from train.losses import KDSpec, loss_sums, top1_agreement_count
 from train.trainer import causal_lm
@@ -33,6 +34,7 @@ def evaluate_on_shards(model_dir_or_model, shard_folder: str | Path, spec: KDSpe
         model = AutoModelForCausalLM.from_pretrained(model_dir_or_model, dtype=torch.float32, use_safetensors=True)
     else:
         model = model_dir_or_model
+    check_logits_path(model, str(model_dir_or_model) if isinstance(model_dir_or_model, (str, Path)) else "model")
     lm = causal_lm(model)
     device = device or next(lm.parameters()).device
     was_training = lm.training
