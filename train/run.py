@@ -265,7 +265,8 @@ def run(cfg: Config) -> dict:
     summary = {
         "steps": trainer.state.global_step,
         "tokens": tokens,
-        "tokens_per_s": trainer.tokens_this_run / max(train_wall, 1e-9),
+        # None when this run took no step (resumed from the final checkpoint).
+        "tokens_per_s": trainer.tokens_this_run / max(train_wall, 1e-9) if trainer.tokens_this_run else None,
         "train_loss": last.get("loss"),
         "ce": last.get("ce"),
         "kd": last.get("kd"),
@@ -290,8 +291,8 @@ def run(cfg: Config) -> dict:
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")  # last: marks the stage complete
     kd = f", kd {summary['kd']:.3g}" if summary["kd"] is not None else ""
     loss = f"loss {summary['train_loss']:.3g} (ce {summary['ce']:.3g}{kd})" if last else "no loss logged"
-    print(f"[train] {t.output_name}: {summary['steps']} steps, {tokens:,} tokens, {summary['tokens_per_s']:,.0f} tok/s, "
-          f"{loss}, {out}")
+    speed = f"{summary['tokens_per_s']:,.0f} tok/s" if summary["tokens_per_s"] else "no step left to take"
+    print(f"[train] {t.output_name}: {summary['steps']} steps, {tokens:,} tokens, {speed}, {loss}, {out}")
     return summary
 
 
