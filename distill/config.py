@@ -112,6 +112,7 @@ class TrainConfig:
     eval_steps: int = 20
     save_steps: int = 20
     save_total_limit: int = 1  # checkpoints kept (the newest); each holds weights + optimizer state, ~3x the model
+    keep_checkpoints: bool = False  # once the final model is saved; a finished run never resumes from them
     logging_steps: int = 5
     report_to: str = "tensorboard"  # none | tensorboard | trackio
     precision: str = "fp32"  # fp32 | bf16 | fp16

@@ -281,8 +281,9 @@ def train_config(tmp_path: Path, teacher: Path, shards: Path, name: str) -> tupl
     shutil.copytree(shards, run_dir / "shards" / "train")
     config = write_yaml(tmp_path / f"{name}.yaml", {
         "run": {"dir": str(run_dir)}, "teacher": {"model": str(teacher)}, "student": {"from_teacher_layers": 1},
-        "train": {"max_steps": 12, "save_steps": 3, "batch_size": 4, "logging_steps": 1, "eval_fraction": 0,
-                  "report_to": "none", "lr": 1e-3}})
+        # Two kept checkpoints: the state a kill during a save leaves behind (HF rotates only after a full save).
+        "train": {"max_steps": 12, "save_steps": 3, "save_total_limit": 2, "batch_size": 4, "logging_steps": 1,
+                  "eval_fraction": 0, "report_to": "none", "lr": 1e-3}})
     return config, run_dir
 
 

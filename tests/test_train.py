@@ -134,6 +134,7 @@ def test_train_end_to_end_loss_decreases_and_outputs_are_complete(tmp_path, shar
                  "train_log.json", "loss_curves.png"):
         assert (out / name).is_file(), name
     assert not (out / "training_args.bin").exists()
+    assert not list((out / "checkpoints").glob("checkpoint-*"))  # a finished run drops them (train.keep_checkpoints)
     assert summary["steps"] == 20 and summary["eval_sequences"] == 3 and summary["train_sequences"] == 9
     assert summary["tokens"] > 0 and summary["tokens_per_s"] > 0
     assert summary["eval_loss"] is not None and summary["kd"] is not None
@@ -262,7 +263,8 @@ def test_interrupted_run_resumes_to_the_same_loss_skipping_a_half_written_checkp
     (1e-5 relative)."""
     from train.run import Interrupted
 
-    common = ["train.max_steps=6", "train.save_steps=2", "train.lr=1e-2"]
+    # Two kept checkpoints give the state a kill during checkpoint-4's save leaves behind (rotation comes after a save).
+    common = ["train.max_steps=6", "train.save_steps=2", "train.save_total_limit=2", "train.lr=1e-2"]
     full, cut = tmp_path / "full", tmp_path / "cut"
     run(make_cfg(full, shards, tiny_teacher, *common))
     cfg = make_cfg(cut, shards, tiny_teacher, *common)
@@ -286,8 +288,9 @@ def test_kill_after_the_last_checkpoint_resumes_without_a_step_past_the_end(tmp_
     from safetensors.torch import load_file
 
     root = tmp_path / "run"
-    cfg = make_cfg(root, shards, tiny_teacher, "train.max_steps=4", "train.save_steps=2")
+    cfg = make_cfg(root, shards, tiny_teacher, "train.max_steps=4", "train.save_steps=2", "train.keep_checkpoints=true")
     first = run(cfg)
+    assert sorted(p.name for p in (root / "student" / "checkpoints").glob("checkpoint-*")) == ["checkpoint-4"]
     out = root / "student"
     (out / "model.safetensors").unlink()
     (out / "train_summary.json").unlink()

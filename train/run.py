@@ -4,10 +4,11 @@
 Output folder run_paths(cfg).model(train.output_name), e.g. runs/x/student/:
     model.safetensors, config.json, tokenizer files, chat_template.jinja   the trained student (vLLM-loadable)
     adapter/                 LoRA adapter (train.lora.enabled)
-    checkpoints/checkpoint-N Trainer checkpoints (the newest two); a rerun resumes from the newest complete one
+    checkpoints/checkpoint-N Trainer checkpoints (the newest train.save_total_limit); a rerun resumes from the newest
+                             complete one. Removed once the run is complete unless train.keep_checkpoints
     checkpoints/settings.json what the checkpoints were trained with: a rerun with other settings refuses to resume
     train_log.json           every logged value (loss, ce, kd, eval_loss, lr, grad_norm, tokens) by step
-    train_summary.json       written last: its presence means the stage is complete
+    train_summary.json       its presence means the stage is complete
     loss_curves.png
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -31,7 +33,8 @@ class Interrupted(KeyboardInterrupt):
 
 
 # Train settings that do not change the trained weights; every other one must match to resume or to count as done.
-NOT_SETTINGS = ("resume", "logging_steps", "report_to", "eval_steps", "save_steps", "save_total_limit", "output_name")
+NOT_SETTINGS = ("resume", "logging_steps", "report_to", "eval_steps", "save_steps", "save_total_limit",
+                "keep_checkpoints", "output_name")
 
 
 def training_settings(cfg: Config, manifest: dict) -> dict:
@@ -213,8 +216,6 @@ def run(cfg: Config) -> dict:
         if resume:
             print(f"[train] resuming from {resume}")
         elif not t.resume and any(ckpt_dir.glob("checkpoint-*")):
-            import shutil
-
             print(f"[train] starting over (train.resume=false): removing the old checkpoints in {ckpt_dir}")
             shutil.rmtree(ckpt_dir)
         ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -288,7 +289,10 @@ def run(cfg: Config) -> dict:
         "settings": settings,
     }
     plot_curves(history, out / "loss_curves.png")
-    summary_path.write_text(json.dumps(summary, indent=2) + "\n")  # last: marks the stage complete
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")  # marks the stage complete
+    if not t.keep_checkpoints:  # after the summary: a kill before it still finds the checkpoints to resume from
+        for ckpt in (out / "checkpoints").glob("checkpoint-*"):
+            shutil.rmtree(ckpt, ignore_errors=True)
     kd = f", kd {summary['kd']:.3g}" if summary["kd"] is not None else ""
     loss = f"loss {summary['train_loss']:.3g} (ce {summary['ce']:.3g}{kd})" if last else "no loss logged"
     speed = f"{summary['tokens_per_s']:,.0f} tok/s" if summary["tokens_per_s"] else "no step left to take"
