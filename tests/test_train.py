@@ -192,6 +192,13 @@ def test_lora_saves_adapter_and_merged_model(tmp_path, shards, tiny_teacher):
     assert torch.equal(init["model.layers.0.mlp.up_proj.weight"], after["model.layers.0.mlp.up_proj.weight"])
 
 
+def test_lora_on_the_output_layer_is_refused(tmp_path, shards, tiny_teacher):
+    cfg = make_cfg(tmp_path / "run", shards, tiny_teacher, "train.lora.enabled=true",
+                   "train.lora.target_modules=[q_proj, lm_head]")
+    assert one_line_error(cfg).startswith("train.lora.target_modules: LoRA on the output layer (lm_head) is not "
+                                          "supported")
+
+
 # ---- loss scale ---------------------------------------------------------------------------------------------------
 
 
