@@ -54,6 +54,7 @@ def _disk_full(e: BaseException | None) -> bool:
 
 
 def _stage_main(argv: list[str], stage: str, resume_hint: str) -> int:
+    cfg = None
     try:
         cfg, _ = parse_cli(argv, stage)
         run = importlib.import_module(f"{stage}.run").run  # after parse_cli: --help imports no torch or vLLM
@@ -69,7 +70,8 @@ def _stage_main(argv: list[str], stage: str, resume_hint: str) -> int:
             raise
         # A rerun does not take what was half-written for whole: shards and students are renamed into place when
         # complete, and an incomplete checkpoint is skipped.
-        print(f"error: no space left on device while writing under {cfg.run.dir}; free some space, then "
-              f"{resume_hint}", file=sys.stderr)
+        where = cfg.run.dir if cfg else "the run folder"
+        print(f"error: no space left on device while writing under {where}; free some space, then {resume_hint}",
+              file=sys.stderr)
         return 1
     return 0
