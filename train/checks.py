@@ -95,6 +95,15 @@ def check_logits_path(model, name: str) -> None:
                            "chunked loss does not reproduce; this model type is not supported here")
 
 
+def check_lora_targets(model, target_modules: list[str]) -> None:
+    """LoRA on the output layer would never train: the loss multiplies by the layer's weight, not through its forward."""
+    head = model.get_output_embeddings()
+    head_name = next((n for n, m in model.named_modules() if m is head), "")
+    if head_name and (head_name in target_modules or head_name.rsplit(".", 1)[-1] in target_modules):
+        raise DistillError(f"train.lora.target_modules: LoRA on the output layer ({head_name}) is not supported; "
+                           "the chunked KD loss multiplies by its weight directly and would ignore the adapter")
+
+
 def check_all(folder: Path, manifest: dict, model, tokenizer, name: str) -> None:
     verify_shards(folder, manifest)
     check_tokenizer(folder, manifest, tokenizer)

@@ -177,12 +177,7 @@ def run(cfg: Config) -> dict:
     if t.lora.enabled:
         from peft import LoraConfig
 
-        head = model.get_output_embeddings()
-        head_name = next((n for n, m in model.named_modules() if m is head), "")
-        if head_name and (head_name in t.lora.target_modules or head_name.rsplit(".", 1)[-1] in t.lora.target_modules):
-            raise DistillError(f"train.lora.target_modules: LoRA on the output layer ({head_name}) is not supported; "
-                               "the chunked KD loss multiplies by its weight directly and would ignore the adapter")
-
+        checks.check_lora_targets(model, t.lora.target_modules)
         peft_config = LoraConfig(r=t.lora.r, lora_alpha=t.lora.alpha, lora_dropout=t.lora.dropout,
                                  target_modules=list(t.lora.target_modules), task_type="CAUSAL_LM")
 
