@@ -2,11 +2,11 @@
 
 * generate, real vLLM engine, as `python -m generate` subprocesses in their own session: one Ctrl-C (SIGINT to the
   process group, as a terminal sends it) and TRIALS SIGKILLs of the whole process group (engine core and worker
-  included) at seeded random moments, all on one chain of output folders (each run resumes what the killed one
-  left); after every kill the folder is checked; at the end every folder is completed and must equal an
-  uninterrupted reference run byte for byte (temperature 0). The test-only hook DISTILL_TEST_SLOW_WRITE_S
-  (distill/shards.py atomic_write: sleep between the finished temp file and its rename) widens the write windows
-  so kills land during shard writes and manifest updates, not only during engine start.
+  included), some as soon as a shard or manifest temp file appears and the rest at seeded random moments, all on
+  one chain of output folders (each run resumes what the killed one left); after every kill the folder is checked;
+  at the end every folder is completed and must equal an uninterrupted reference run byte for byte (temperature 0).
+  The test-only hook DISTILL_TEST_SLOW_WRITE_S (distill/shards.py atomic_write: sleep between the finished temp
+  file and its rename) holds each write window open long enough for the watcher to see it and kill inside it.
 * train: SIGINT, SIGKILL and a half-written newest checkpoint (simulated by deleting its weights).
 * eval: SIGINT while the second model's engine runs; the first model's files are kept, a rerun finishes.
 * a write that fails (file-size limit; a read-only output folder) ends with one line naming the path, and the
@@ -189,17 +189,21 @@ def test_generate_ctrl_c_and_random_sigkills_never_lose_or_corrupt_shards(vteach
     assert stop_s <= STOP_LIMIT_S, f"Ctrl-C took {stop_s:.1f} s to stop generate"
     assert 1 <= check_crash_state(folder, PROMPT_IDS) < N_PROMPTS // SHARD_SIZE
 
-    # 3. SIGKILL trials. Most at stratified seeded times over the reference timeline [0, T], ascending, so the
-    #    chain is still fresh when the late (mid-run) times come: a time before the reference's first shard write
-    #    counts from the start, a later one from this run's own first shard write (engine starts vary a lot). As
-    #    the engine start is ~80% of T, TRIALS // 5 (at least 2) trials go first and kill at a random point of the
-    #    chain's remaining write work instead, so that some kills always land mid-run.
+    # 3. SIGKILL trials. Engine starts vary a lot (the reference's first write at 80% of T is typical), so a kill
+    #    at a random time mostly lands before the first shard. Hence two kinds of trial:
+    #    * "at a shard write" / "at a manifest update" (TRIALS // 5 each, at least 1, run first): kill as soon as
+    #      this run's j-th shard temp file, or the manifest temp file after its j-th new shard, is seen (j drawn
+    #      from the shards left). The slow-write hook holds each temp file for SLOW_WRITE_S, far longer than the
+    #      20 ms poll, so these land mid-write by construction and are checked to.
+    #    * "timeline": stratified seeded times over the reference timeline [0, T], ascending, so the chain is
+    #      still fresh when the late (mid-run) times come; a time before the reference's first shard write
+    #      counts from the start, a later one from this run's own first shard write.
     rng = random.Random(20240611)
-    per_shard = (t_total - 1.0 - t_anchor) / (N_PROMPTS // SHARD_SIZE)
-    n_targeted = max(2, TRIALS // 5)
-    n_uniform = TRIALS - n_targeted
-    schedule = [("remaining work", rng.uniform(0.1, 0.9)) for _ in range(n_targeted)]
+    n_event = max(1, TRIALS // 5)
+    n_uniform = max(0, TRIALS - 2 * n_event)
+    schedule = [("at a shard write", None), ("at a manifest update", None)] * n_event
     schedule += [("timeline", (i + rng.random()) / n_uniform * t_total) for i in range(n_uniform)]
+    expected = {"at a shard write": "during a shard write", "at a manifest update": "during a manifest update"}
     landed = {"before first shard": 0, "during a shard write": 0, "during a manifest update": 0,
               "between writes": 0, "after the end": 0}
     log = []
@@ -211,17 +215,26 @@ def test_generate_ctrl_c_and_random_sigkills_never_lose_or_corrupt_shards(vteach
             run_dir, folder = chains[-1], shard_folder(chains[-1])
         config = gen_config(tmp_path / f"{run_dir.name}.yaml", vteacher, corpus, run_dir)
         before = set(listdir(folder))
-        if kind == "remaining work":
-            left = N_PROMPTS // SHARD_SIZE - len([n for n in before if n.startswith("shard-")])
-            start, offset = None, value * left * per_shard
+        start = offset = j = None
+        if kind in expected:
+            j = rng.randint(1, N_PROMPTS // SHARD_SIZE - len([n for n in before if n.startswith("shard-")]))
+        elif value < t_anchor:
+            start = value
         else:
-            start, offset = (value, None) if value < t_anchor else (None, value - t_anchor)
+            offset = value - t_anchor
         child = Child(["-m", "generate", str(config)], env=slow)
-        anchor = []
+        anchor, shard_temps = [], set()
 
         def due(now):
+            names = listdir(folder)
+            shard_temps.update(n for n in names if n.startswith(".shard-") and n.endswith(f".tmp-{child.pid}"))
             if not anchor and new_write(folder, child.pid, before):
                 anchor.append(now)
+            if kind == "at a shard write":
+                return len(shard_temps) >= j and any(n in shard_temps for n in names)
+            if kind == "at a manifest update":
+                renamed = [n for n in names if n.startswith("shard-") and n not in before]
+                return len(renamed) >= j and f".{sh.MANIFEST}.tmp-{child.pid}" in names
             if start is not None:
                 return now >= start
             return bool(anchor) and now >= anchor[0] + offset
@@ -248,9 +261,11 @@ def test_generate_ctrl_c_and_random_sigkills_never_lose_or_corrupt_shards(vteach
             where = "between writes"
         landed[where] += 1
         n = check_crash_state(folder, PROMPT_IDS)
-        when = f"{start:.1f} s" if start is not None else f"first write + {offset:.1f} s"
+        when = (f"shard {j} of this run" if j is not None else f"{start:.1f} s" if start is not None
+                else f"first write + {offset:.1f} s")
         log.append(f"kill at {when} ({kind}) -> {where} ({n} shards listed, {run_dir.name})")
         print(log[-1], flush=True)
+        assert kind not in expected or where == expected[kind], "\n".join(log)
 
     # 4. Rerun every chain (no slow writes): an unfinished one completes, a finished one is a quick no-op that also
     #    clears a temp file a kill may have left; every chain then equals the uninterrupted run.
@@ -260,8 +275,7 @@ def test_generate_ctrl_c_and_random_sigkills_never_lose_or_corrupt_shards(vteach
         assert child.wait(60) == 0, child.tail()
         assert_complete_and_equal(shard_folder(run_dir), reference)
     print(f"reference: first shard write at {t_anchor:.1f} s, T = {t_total:.1f} s; landed: {landed}")
-    mid = landed["during a shard write"] + landed["during a manifest update"] + landed["between writes"]
-    assert mid >= 2 and landed["during a shard write"] + landed["during a manifest update"] >= 1, "\n".join(log)
+    assert landed["during a shard write"] >= n_event and landed["during a manifest update"] >= n_event, "\n".join(log)
 
 
 # ---- train: Ctrl-C, SIGKILL, half-written checkpoint ---------------------------------------------------------
