@@ -193,7 +193,7 @@ def test_generate_ctrl_c_and_random_sigkills_never_lose_or_corrupt_shards(vteach
     #    at a random time mostly lands before the first shard. Hence two kinds of trial:
     #    * "at a shard write" / "at a manifest update" (TRIALS // 5 each, at least 1, run first): kill as soon as
     #      this run's j-th shard temp file, or the manifest temp file after its j-th new shard, is seen (j drawn
-    #      from the shards left). The slow-write hook holds each temp file for SLOW_WRITE_S, far longer than the
+    #      from the shards left but the last). The slow-write hook holds each temp file for SLOW_WRITE_S, far longer than the
     #      20 ms poll, so these land mid-write by construction and are checked to.
     #    * "timeline": stratified seeded times over the reference timeline [0, T], ascending, so the chain is
     #      still fresh when the late (mid-run) times come; a time before the reference's first shard write
@@ -207,17 +207,24 @@ def test_generate_ctrl_c_and_random_sigkills_never_lose_or_corrupt_shards(vteach
     landed = {"before first shard": 0, "during a shard write": 0, "during a manifest update": 0,
               "between writes": 0, "after the end": 0}
     log = []
+
+    def shards_left(folder):
+        return N_PROMPTS // SHARD_SIZE - len([n for n in listdir(folder) if n.startswith("shard-")])
+
     for kind, value in schedule:
+        folder = shard_folder(chains[-1])
+        # A new chain once this one is complete, or when a write-triggered kill has no shard write left to hit
+        # (all shards on disk, the last manifest update cut short); step 4 finishes the old one.
+        complete = (m := sh.read_manifest(folder)) is not None and m["complete"]
+        if complete or (kind in expected and not shards_left(folder)):
+            chains.append(tmp_path / f"chain{len(chains)}")
         run_dir = chains[-1]
         folder = shard_folder(run_dir)
-        if (m := sh.read_manifest(folder)) is not None and m["complete"]:
-            chains.append(tmp_path / f"chain{len(chains)}")
-            run_dir, folder = chains[-1], shard_folder(chains[-1])
         config = gen_config(tmp_path / f"{run_dir.name}.yaml", vteacher, corpus, run_dir)
         before = set(listdir(folder))
         start = offset = j = None
         if kind in expected:
-            j = rng.randint(1, N_PROMPTS // SHARD_SIZE - len([n for n in before if n.startswith("shard-")]))
+            j = rng.randint(1, max(1, shards_left(folder) - 1))  # not the last: a missed window has a next one
         elif value < t_anchor:
             start = value
         else:
