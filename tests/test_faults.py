@@ -193,8 +193,8 @@ def test_generate_ctrl_c_and_random_sigkills_never_lose_or_corrupt_shards(vteach
     #    at a random time mostly lands before the first shard. Hence two kinds of trial:
     #    * "at a shard write" / "at a manifest update" (TRIALS // 5 each, at least 1, run first): kill as soon as
     #      this run's j-th shard temp file, or the manifest temp file after its j-th new shard, is seen (j drawn
-    #      from the shards left but the last). The slow-write hook holds each temp file for SLOW_WRITE_S, far longer than the
-    #      20 ms poll, so these land mid-write by construction and are checked to.
+    #      from the shards left but the last). The slow-write hook holds each temp file for SLOW_WRITE_S, far
+    #      longer than the 20 ms poll, so these land mid-write by construction and are checked to.
     #    * "timeline": stratified seeded times over the reference timeline [0, T], ascending, so the chain is
     #      still fresh when the late (mid-run) times come; a time before the reference's first shard write
     #      counts from the start, a later one from this run's own first shard write.
