@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # tests/configs.py
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -66,9 +68,9 @@ class Capture:
 
 
 def ours(backend, cfg) -> tuple[int, float, Path]:
-    from generate.run import load_tokenizer, plan, run_job
+    from distill.generate.run import plan, run_job, teacher_tokenizer
 
-    tokenizer = load_tokenizer(cfg)
+    tokenizer = teacher_tokenizer(cfg)
     (job,) = plan(cfg, tokenizer)
     start = time.perf_counter()  # generation + records + writing; not the engine start or corpus loading
     run_job(job, backend, tokenizer, cfg)
@@ -177,9 +179,9 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from distill.config import load_config
-    from generate.backends import VllmBackend
-    from generate.run import chat_ids
+    from configs import generate_config
+    from distill.generate.backends import VllmBackend
+    from distill.models import chat_ids
 
     teacher = os.environ.get("BENCH_TEACHER", str(REPO / "models" / "smollm2-135m-instruct"))
     prompts, source = bench_prompts()
@@ -187,14 +189,12 @@ def main() -> None:
     write_corpus(prompts, work / "prompts.jsonl")
 
     def cfg(rep):
-        return load_config(None, [
-            f"teacher.model={teacher}", f"generate.prompts={work / 'prompts.jsonl'}", "generate.heldout_prompts=null",
-            f"run.dir={work / f'run{rep}'}", f"generate.k={K}", f"generate.max_tokens={MAX_TOKENS}",
-            "generate.temperature=1.0", f"generate.shard_size={N_PROMPTS}", "generate.overwrite=true"])
+        return generate_config(teacher, work / "prompts.jsonl", work / f"run{rep}", "generate.temperature=1.0",
+                               "generate.overwrite=true", k=K, max_tokens=MAX_TOKENS, shard_size=N_PROMPTS)
 
     backend = VllmBackend(cfg(0))
     tokenizer = AutoTokenizer.from_pretrained(teacher)
-    prompt_ids = chat_ids(tokenizer, prompts)
+    prompt_ids = chat_ids(tokenizer, [p.messages for p in prompts])
     plain_vllm(backend, prompt_ids[:8])  # warm-up
     runs = {"plain": [], "ours": []}
     capture = Capture(backend)

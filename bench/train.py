@@ -102,15 +102,15 @@ def loss_of(variant: str, model, batch: dict):
     import torch
     import torch.nn.functional as F
 
-    from train.losses import KDSpec
-    from train.trainer import batch_loss_sums
+    from distill.losses import HELDOUT_KL
+    from distill.scoring import batch_loss_sums
 
     if variant == "sft":
         return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
     if variant in ("kd", "kd_w0"):  # what DistillTrainer.compute_loss gets from the model's patched forward
         keys = ("input_ids", "attention_mask", "response_mask", "topk_ids", "topk_probs", "topk_mask")
         with_kd = variant == "kd"
-        ce, kd, n = batch_loss_sums(model, {k: batch[k] for k in keys}, KDSpec("forward_kl", tail="bucket"),
+        ce, kd, n = batch_loss_sums(model, {k: batch[k] for k in keys}, HELDOUT_KL,
                                     with_kd, chunk_rows=1024)
         return (0.5 * ce + 0.5 * kd) / n if with_kd else ce / n
     # dense: full logits, dense teacher, KL by torch
@@ -206,7 +206,7 @@ def main() -> None:
         print("RESULT " + json.dumps(result), flush=True)
         return
 
-    from train.student import make_student_from_teacher
+    from distill.train.student import make_student_from_teacher
 
     make_student_from_teacher(TEACHER, 10, STUDENT)
 

@@ -12,11 +12,9 @@ A shard set is a folder:
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import math
-import os
 import signal
 import struct
 import zlib
@@ -29,9 +27,11 @@ import numpy as np
 import zstandard
 
 from distill.errors import DistillError
+from distill.files import atomic_write, sha256_bytes, sha256_file
 
 FORMAT = "distill-shards"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (2, 3)  # version 2 had no `responses` and no per-record `task`: both read as absent
 MANIFEST = "manifest.json"
 CODECS = ("compact", "plain")
 _BLOB_MAGIC = b"TK2"
@@ -261,6 +261,7 @@ def make_record(
     finish_reason: str,
     codec: str,
     prob_step: float,
+    task: str | None = None,
 ) -> dict:
     """One JSON Lines record (one prompt x sample). Refuses NaN/inf logprobs: they would poison the KD loss."""
     for t, (lp, row) in enumerate(zip(sampled_logprobs, topk_logprobs)):
@@ -275,6 +276,7 @@ def make_record(
         "response": response,
         "response_token_ids": list(response_token_ids),
         "finish_reason": finish_reason,
+        "task": task,
     }
     if codec == "compact":
         record["topk"] = encode_topk(response_token_ids, sampled_logprobs, topk_ids, topk_logprobs, prob_step)
@@ -299,6 +301,7 @@ class Example:
     response_token_ids: np.ndarray  # int64 [T]
     topk: TopK
     finish_reason: str
+    task: str | None = None  # the prompt's task or category, for multi-task mixtures and per-task metrics
 
 
 _REQUIRED = {
@@ -337,6 +340,8 @@ def decode_record(record: Any, manifest: dict, where: str) -> Example:
         raise DistillError(msg if msg.startswith(where) else f"{where}: {msg}") from None
     except (TypeError, ValueError, OverflowError) as e:
         raise DistillError(f"{where}: malformed top-k fields ({e})") from None
+    if record.get("task") is not None and not isinstance(record["task"], str):
+        raise DistillError(f"{where}: field 'task' should be str or null, got {type(record['task']).__name__}")
     if not (np.all(np.isfinite(topk.probs)) and np.all(np.isfinite(topk.sampled_logprobs))):
         raise DistillError(f"{where}: NaN or infinite logprob in the teacher's top-k")
     vocab = manifest["teacher"].get("logits_size") or manifest["tokenizer"]["vocab_size"]
@@ -355,51 +360,13 @@ def decode_record(record: Any, manifest: dict, where: str) -> Example:
         response_token_ids=np.asarray(record["response_token_ids"], dtype=np.int64),
         topk=topk,
         finish_reason=record["finish_reason"],
+        task=record.get("task"),
     )
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Files: atomic writes, shards, manifest
 # --------------------------------------------------------------------------------------------------------------
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file, fsync, rename over `path`, fsync the folder. Readers never see a partial file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if os.environ.get("DISTILL_TEST_SLOW_WRITE_S"):  # test hook (tests/test_faults.py): widen the crash window
-            import time
-
-            time.sleep(float(os.environ["DISTILL_TEST_SLOW_WRITE_S"]))
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as e:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise DistillError(f"{path}: write failed ({e.strerror or e}); files written before it are intact") from None
 
 
 def shard_name(index: int, codec: str) -> str:
@@ -414,6 +381,30 @@ def encode_shard(records: Iterable[dict], codec: str) -> bytes:
     return data
 
 
+def write_shard(folder: Path, index: int, records: list[dict], codec: str) -> dict:
+    """Encode and atomically write shard `index`; return its manifest entry."""
+    data = encode_shard(records, codec)
+    name = shard_name(index, codec)
+    atomic_write(Path(folder) / name, data)
+    return {"file": name, "index": index, "records": len(records),
+            "tokens": sum(len(r["response_token_ids"]) for r in records), "bytes": len(data),
+            "sha256": sha256_bytes(data), "skipped": 0}
+
+
+def write_shard_set(folder: Path, manifest: dict, records: list[dict]) -> dict:
+    """Write a whole shard set at once (records in order, manifest.shard_size per shard), the manifest last."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    size = manifest["shard_size"]
+    manifest["shards"] = [write_shard(folder, i // size, records[i:i + size], manifest["codec"]["name"])
+                          for i in range(0, len(records), size)]
+    manifest["counts"] = {"records": len(records), "tokens": sum(e["tokens"] for e in manifest["shards"]),
+                          "skipped_too_long": 0}
+    manifest["complete"] = True
+    write_manifest(folder, manifest)
+    return manifest
+
+
 def read_manifest(folder: Path) -> dict | None:
     """The manifest of a shard folder, or None if the folder has none yet."""
     path = Path(folder) / MANIFEST
@@ -425,8 +416,9 @@ def read_manifest(folder: Path) -> dict | None:
         raise DistillError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DistillError(f"{path}: not a {FORMAT} manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise DistillError(f"{path}: format_version {manifest.get('format_version')} (this code reads {FORMAT_VERSION})")
+    if manifest.get("format_version") not in READABLE_VERSIONS:
+        raise DistillError(f"{path}: format_version {manifest.get('format_version')} (this code reads "
+                           f"{', '.join(map(str, READABLE_VERSIONS))})")
     return manifest
 
 
@@ -435,11 +427,19 @@ def write_manifest(folder: Path, manifest: dict) -> None:
 
 
 # Fields that must match for two runs to write into the same folder, and for a student to read the shards.
-IDENTITY_FIELDS = ("teacher", "tokenizer", "mode", "k", "logprobs_mode", "codec", "sampling", "corpus", "shard_size")
+IDENTITY_FIELDS = ("teacher", "tokenizer", "mode", "k", "logprobs_mode", "codec", "sampling", "corpus", "shard_size",
+                   "responses")
+TEACHER_ANSWERS = {"by": "teacher"}  # `responses` of a generate-mode shard set
 
 
 def new_manifest(*, teacher: dict, tokenizer: dict, mode: str, k: int, logprobs_mode: str, codec: str,
-                 prob_step: float, sampling: dict, corpus: dict, shard_size: int) -> dict:
+                 prob_step: float, sampling: dict, corpus: dict, shard_size: int,
+                 responses: dict | None = None) -> dict:
+    """A manifest with no shards yet. `responses` says who wrote the answers the teacher's top-k describes:
+    {"by": "teacher"} (generate mode), {"by": "corpus"} (score mode), or {"by": "model", "model": ..., "weights_sha256":
+    ..., "round": ...} for answers a student wrote and the teacher scored (on-policy rounds, eval's own-answer check)."""
+    if responses is None:
+        responses = {"by": "corpus"} if mode == "score" else TEACHER_ANSWERS
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -450,8 +450,9 @@ def new_manifest(*, teacher: dict, tokenizer: dict, mode: str, k: int, logprobs_
         "logprobs_mode": logprobs_mode,  # raw_logprobs | processed_logprobs
         "codec": {"name": codec, "prob_step": prob_step if codec == "compact" else None},
         "sampling": sampling,
-        "corpus": corpus,  # source, sha256 of the prompt ids, prompts, duplicates_dropped
+        "corpus": corpus,  # source, sha256 of the prompt ids, prompts, duplicates_dropped, tasks
         "shard_size": shard_size,
+        "responses": responses,
         "shards": [],  # {file, index, records, tokens, bytes, sha256}
         "counts": {"records": 0, "tokens": 0, "skipped_too_long": 0},
         "complete": False,
@@ -556,16 +557,3 @@ def tokenizer_fingerprint(tokenizer) -> dict:
         },
         "chat_template_sha256": sha256_bytes(template.encode("utf-8")),
     }
-
-
-def weights_fingerprint(model_path: str) -> str | None:
-    """sha256 over the model folder's weight files (names and contents); None for a hub id or a remote model."""
-    folder = Path(model_path)
-    if not folder.is_dir():
-        return None
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".pt", ".gguf"))
-    h = hashlib.sha256()
-    for p in files:
-        h.update(p.name.encode())
-        h.update(sha256_file(p).encode())
-    return h.hexdigest()

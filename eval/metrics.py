@@ -10,7 +10,7 @@ import math
 import re
 import statistics
 
-from eval.checks import score
+from distill.eval.checks import score
 
 _WORD = re.compile(r"\w+")
 _VERDICT = re.compile(r"^[\s\W_]*(tie|a|b)(?![a-z0-9])", re.IGNORECASE)
@@ -91,17 +91,19 @@ def exact_accuracy(rows: list[dict]) -> tuple[float | None, int]:
 
 
 def aggregate_teacher_forced(records: list[dict]) -> dict:
-    """Token-weighted means from per-record sums: KL and NLL in nats/token, top-1 agreement as a share of tokens."""
+    """Token-weighted means from per-record sums: KL and NLL in nats/token, top-1 agreement as a share of tokens, the
+    teacher's mean logprob of the answer tokens, and the full-vocabulary KL when every record has it (else None)."""
     tokens = sum(r["tokens"] for r in records)
     if tokens == 0:
-        return {"kl": None, "nll": None, "top1": None, "tokens": 0, "records": len(records)}
-    return {
-        "kl": sum(r["kl_sum"] for r in records) / tokens,
-        "nll": sum(r["nll_sum"] for r in records) / tokens,
-        "top1": sum(r["top1_agree"] for r in records) / tokens,
-        "tokens": tokens,
-        "records": len(records),
-    }
+        return {"kl": None, "kl_full": None, "nll": None, "top1": None, "teacher_logprob": None, "tokens": 0,
+                "records": len(records)}
+
+    def mean_of(key):
+        return sum(r[key] for r in records) / tokens if all(r.get(key) is not None for r in records) else None
+
+    return {"kl": mean_of("kl_sum"), "kl_full": mean_of("kl_full_sum"), "nll": mean_of("nll_sum"),
+            "top1": mean_of("top1_agree"), "teacher_logprob": mean_of("teacher_logprob_sum"), "tokens": tokens,
+            "records": len(records)}
 
 
 def per_record_kl(records: list[dict]) -> list[float]:

@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from distill.config import resolve_dtype
+from distill.engine import flat_rows, score_answers, start_engine, stop_engine
 from distill.errors import DistillError
 
-MAX_K = 1000  # top-k above this costs more than it is worth and is refused up front
 OPENAI_CONCURRENCY = 8  # requests in flight against an OpenAI-compatible server
 
 
@@ -35,29 +35,14 @@ class Result:
     finish_reason: str  # stop | length | given (scoring mode)
 
 
-def _flat_rows(flat, positions: range) -> tuple[list[float], list[list[int]], list[list[float]]]:
-    """Per position, vLLM's flat logprobs hold [chosen token, top-1 .. top-k]: slice them, no per-entry objects."""
-    ids, lps, starts, ends = flat.token_ids, flat.logprobs, flat.start_indices, flat.end_indices
-    sampled, topk_ids, topk_lps = [], [], []
-    for pos in positions:
-        s, e = starts[pos], ends[pos]
-        sampled.append(lps[s])
-        topk_ids.append(ids[s + 1:e])
-        topk_lps.append(lps[s + 1:e])
-    return sampled, topk_ids, topk_lps
-
-
 class VllmBackend:
     """The offline vLLM engine. One per process: it owns the teacher's weights and KV cache."""
 
     name = "vllm"
 
     def __init__(self, cfg):
-        from vllm import LLM
-
         t, g = cfg.teacher, cfg.generate
         kwargs = dict(
-            model=t.model,
             tokenizer=t.tokenizer or t.model,
             dtype=resolve_dtype(t.dtype),
             max_model_len=t.max_model_len,
@@ -67,18 +52,11 @@ class VllmBackend:
             seed=g.seed,  # engine-level only: per-request seeds crashed the CPU engine on big batches
             max_logprobs=max(g.k, 20),
             logprobs_mode=g.logprobs_mode,
+            gpu_memory_utilization=t.gpu_memory_utilization,
         )
         if t.data_parallel_size > 1:
             kwargs["data_parallel_size"] = t.data_parallel_size
-        import torch
-
-        if torch.cuda.is_available():  # on CPU the KV cache size comes from VLLM_CPU_KVCACHE_SPACE
-            kwargs["gpu_memory_utilization"] = t.gpu_memory_utilization
-        try:
-            self.llm = LLM(**kwargs)
-        except Exception as e:  # vLLM raises many kinds, with long messages
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            raise DistillError(f"teacher {t.model}: vLLM engine failed to start ({type(e).__name__}: {first})") from None
+        self.llm = start_engine(t.model, "teacher", **kwargs)
         self.tokenizer = self.llm.get_tokenizer()
 
     def generate(self, prompts, prompt_token_ids: list[list[int]], g) -> list[list[Result]]:
@@ -96,32 +74,21 @@ class VllmBackend:
             samples = []
             for c in out.outputs:
                 tokens = list(c.token_ids)
-                sampled, topk_ids, topk_lps = _flat_rows(c.logprobs, range(len(tokens)))
+                sampled, topk_ids, topk_lps = flat_rows(c.logprobs, range(len(tokens)))
                 text = c.text if g.stop else self.tokenizer.decode(tokens, skip_special_tokens=True)
                 samples.append(Result(ids, text, tokens, sampled, topk_ids, topk_lps, c.finish_reason or "length"))
             results.append(samples)
         return results
 
-    def score(self, prompts, prompt_token_ids: list[list[int]], response_token_ids: list[list[int]], k: int) -> list[Result]:
-        from vllm import SamplingParams
-
-        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=k,
-                                flat_logprobs=True, detokenize=False)
-        inputs = [{"prompt_token_ids": p + r} for p, r in zip(prompt_token_ids, response_token_ids)]
-        outs = self.llm.generate(inputs, params, use_tqdm=False)
-        results = []
-        for out, p, r, prompt in zip(outs, prompt_token_ids, response_token_ids, prompts):
-            sampled, topk_ids, topk_lps = _flat_rows(out.prompt_logprobs, range(len(p), len(p) + len(r)))
-            results.append(Result(p, prompt.response, r, sampled, topk_ids, topk_lps, "given"))
-        return results
+    def score(self, prompts, prompt_token_ids: list[list[int]], response_token_ids: list[list[int]],
+              k: int) -> list[Result]:
+        scored = score_answers(self.llm, prompt_token_ids, response_token_ids, k)
+        return [Result(p, prompt.response, r, *rows, "given")
+                for p, r, prompt, rows in zip(prompt_token_ids, response_token_ids, prompts, scored)]
 
     def close(self) -> None:
-        if self.llm is None:
-            return
-        engine, self.llm = getattr(self.llm, "llm_engine", None), None
-        core = getattr(engine, "engine_core", None)
-        if core is not None and hasattr(core, "shutdown"):
-            core.shutdown()
+        llm, self.llm = self.llm, None
+        stop_engine(llm)
 
 
 _TOKEN_ID = re.compile(r"token_id:(\d+)$")

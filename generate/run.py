@@ -18,10 +18,12 @@ import zstandard
 from tqdm import tqdm
 
 from distill import shards as sh
-from distill.config import Config, resolve_dtype, run_paths
+from distill.config import Config, run_paths
 from distill.errors import DistillError
+from distill.files import sha256_bytes
+from distill.generate.backends import OpenAIBackend, VllmBackend
+from distill.models import chat_ids, load_tokenizer, teacher_entry
 from distill.prompts import Prompt, load_prompts, prompt_hash
-from generate.backends import MAX_K, OpenAIBackend, VllmBackend
 
 _SHARD_FILE = re.compile(r"shard-(\d{5})\.jsonl(\.zst)?$")
 
@@ -34,35 +36,9 @@ class Job:
     manifest: dict
 
 
-def load_tokenizer(cfg: Config):
-    from transformers import AutoTokenizer
-
+def teacher_tokenizer(cfg: Config):
     t = cfg.teacher
-    path = t.tokenizer or t.model
-    if not Path(path).exists() and (path.startswith((".", "/", "~")) or path.count("/") != 1):
-        raise DistillError(f"teacher.model {path}: no such model folder")
-    try:
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=t.trust_remote_code)
-    except (OSError, ValueError) as e:
-        raise DistillError(f"teacher.model {path}: cannot load its tokenizer ({str(e).splitlines()[0]})") from None
-
-
-def teacher_info(cfg: Config) -> dict:
-    import json
-
-    t = cfg.teacher
-    logits_size = None
-    config_path = Path(t.model if Path(t.model).is_dir() else (t.tokenizer or t.model)) / "config.json"
-    if config_path.is_file():
-        cfg_json = json.loads(config_path.read_text())
-        logits_size = cfg_json.get("vocab_size") or cfg_json.get("text_config", {}).get("vocab_size")
-    return {
-        "name": t.served_model_name or t.model if t.backend == "openai" else t.model,
-        "backend": t.backend,
-        "weights_sha256": sh.weights_fingerprint(t.model) if t.backend == "vllm" else None,
-        "logits_size": logits_size,
-        "dtype": resolve_dtype(t.dtype) if t.backend == "vllm" else None,
-    }
+    return load_tokenizer(t.tokenizer or t.model, "teacher.model", t.trust_remote_code)
 
 
 def sampling_info(cfg: Config) -> dict:
@@ -73,9 +49,10 @@ def sampling_info(cfg: Config) -> dict:
             "stop": list(g.stop), "seed": g.seed}
 
 
-def chat_ids(tokenizer, prompts: list[Prompt]) -> list[list[int]]:
-    texts = [tokenizer.apply_chat_template(p.messages, tokenize=False, add_generation_prompt=True) for p in prompts]
-    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+def task_of(prompt: Prompt) -> str | None:
+    """The prompt's task for multi-task mixtures and per-task metrics: its corpus `task` or `category` field."""
+    task = prompt.meta.get("task") or prompt.meta.get("category")
+    return str(task) if task is not None else None
 
 
 def shard_prompts(job: Job, index: int, size: int) -> list[Prompt]:
@@ -135,7 +112,7 @@ def _adopt(folder: Path, name: str, index: int, manifest: dict, prompts: list[Pr
     """A shard renamed into place just before a crash (so not in the manifest yet): keep it if it decodes fully."""
     data = (folder / name).read_bytes()
     entry = {"file": name, "index": index, "records": 0, "tokens": 0, "bytes": len(data),
-             "sha256": sh.sha256_bytes(data), "skipped": 0}
+             "sha256": sha256_bytes(data), "skipped": 0}
     try:
         text = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read() if name.endswith(".zst") else data
         entry["records"] = len(text.decode("utf-8").splitlines())
@@ -167,7 +144,7 @@ def _recount(manifest: dict, n_shards: int) -> None:
 
 def token_lengths(tokenizer, prompts: list[Prompt], g) -> tuple[list[list[int]], list[list[int]] | None, list[int]]:
     """Prompt ids, response ids (scoring mode) and the context length each prompt needs."""
-    ids = chat_ids(tokenizer, prompts)
+    ids = chat_ids(tokenizer, [p.messages for p in prompts])
     if g.mode == "score":
         eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
         resp = tokenizer([p.response or "" for p in prompts], add_special_tokens=False)["input_ids"]
@@ -205,13 +182,8 @@ def write_shard(job: Job, index: int, backend, tokenizer, cfg: Config) -> dict:
                     prompt_id=prompt.id, sample_index=s, messages=prompt.messages,
                     prompt_token_ids=r.prompt_token_ids, response=r.response, response_token_ids=r.response_token_ids,
                     sampled_logprobs=r.sampled_logprobs, topk_ids=r.topk_ids, topk_logprobs=r.topk_logprobs,
-                    finish_reason=r.finish_reason, codec=g.codec, prob_step=g.prob_step))
-    data = sh.encode_shard(records, g.codec)
-    name = sh.shard_name(index, g.codec)
-    sh.atomic_write(job.folder / name, data)
-    return {"file": name, "index": index, "records": len(records),
-            "tokens": sum(len(r["response_token_ids"]) for r in records), "bytes": len(data),
-            "sha256": sh.sha256_bytes(data), "skipped": len(prompts) - len(kept)}
+                    finish_reason=r.finish_reason, codec=g.codec, prob_step=g.prob_step, task=task_of(prompt)))
+    return {**sh.write_shard(job.folder, index, records, g.codec), "skipped": len(prompts) - len(kept)}
 
 
 def run_job(job: Job, backend, tokenizer, cfg: Config) -> dict:
@@ -247,11 +219,7 @@ def run_job(job: Job, backend, tokenizer, cfg: Config) -> dict:
 def plan(cfg: Config, tokenizer) -> list[Job]:
     """Load the corpora and prepare (check, resume or start) their output folders. No engine needed."""
     g = cfg.generate
-    if g.k > MAX_K:
-        raise DistillError(f"config key generate.k: {g.k} is above the maximum of {MAX_K}")
-    if g.mode == "score" and g.n != 1:
-        raise DistillError("config key generate.n: must be 1 in scoring mode")
-    teacher, tok = teacher_info(cfg), sh.tokenizer_fingerprint(tokenizer)
+    teacher, tok = teacher_entry(cfg.teacher), sh.tokenizer_fingerprint(tokenizer)
     corpora = [("train", g.prompts, g.max_prompts)]
     if g.heldout_prompts:
         corpora.append(("heldout", g.heldout_prompts, g.heldout_max_prompts))
@@ -286,7 +254,7 @@ def make_backend(cfg: Config, tokenizer):
 
 def run(cfg: Config, backend=None) -> list[dict]:
     """The whole stage. Pass an already started backend to reuse it (tests, bench); else one is started if needed."""
-    tokenizer = load_tokenizer(cfg)
+    tokenizer = teacher_tokenizer(cfg)
     jobs = plan(cfg, tokenizer)
     summaries = []
     if all(job.manifest["complete"] for job in jobs):

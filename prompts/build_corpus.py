@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
-"""Build the project's prompt corpus: prompts/train.jsonl and prompts/heldout.jsonl.
+"""Build the project's prompt corpus: prompts/train.jsonl, validation.jsonl and heldout.jsonl.
 
 Deterministic (fixed seeds, standard library only).  Every line is
-``{"id": "<category>-<split>-<nnnn>", "category": ..., "prompt": ...}`` plus a
-``"check"`` object for checkable categories (arithmetic, unit_conversion,
-format); the check schema is documented in ``eval/checks.py``.
+``{"id": "<category>-<split>-<nnnn>", "category": ..., "prompt": ...}``; prompts of the checkable categories
+(arithmetic, unit_conversion, format) also carry a ``"check"`` (a list of check objects, schema in
+``eval/checks.py``) and a ``"reference"``: a short correct answer that passes the check.
 
-Splitting is done by *group* (the topic/filler a prompt was built from, e.g.
-the concept being explained or the paragraph being summarised), so held-out
-prompts never share their topic with a training prompt in the same category.
-On top of that the two files are disjoint by sha256 of the normalised prompt
-text (strip, collapse whitespace, lowercase), which the script asserts.
+Splitting is done by *group* (the topic/filler a prompt was built from, e.g. the concept being explained or the
+fact being asked), so a prompt never shares its topic with a prompt of the same category in another split.  On
+top of that the three files are pairwise disjoint by sha256 of the normalised prompt text (strip, collapse
+whitespace, lowercase), which the script asserts.  Validation exists so that checkpoints and hyper-parameters
+are chosen on it, never on held-out prompts.  Each category has its own RNG, so changing one category's
+generator leaves the others' prompts as they were.
+
+The script also asserts that every reference passes its own check, that no prompt passes its own content check
+when echoed back, and that no single answer text is right for more than 3% of the checkable held-out prompts
+(5% of validation's, which has fewer).
 
 Usage:  python prompts/build_corpus.py [--out DIR]
 """
@@ -18,30 +23,66 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import random
 import re
 import sys
+from collections import Counter
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 SEED = 20240611
 
-# category -> (train, heldout, max held-out items per group)
+# category -> (train, validation, heldout, max held-out/validation items per group)
 TARGETS = {
-    "explanation": (160, 25, 1),
-    "howto": (160, 25, 1),
-    "writing": (150, 25, 1),
-    "rewriting": (140, 25, 1),
-    "summarising": (125, 25, 5),
-    "lists": (140, 25, 1),
-    "comparisons": (125, 25, 1),
-    "reasoning": (130, 25, 1),
-    "arithmetic": (160, 32, 1),
-    "unit_conversion": (140, 32, 1),
-    "format": (230, 46, 1),
+    "explanation": (160, 12, 25, 1),
+    "howto": (160, 10, 25, 1),
+    "writing": (150, 12, 25, 1),
+    "rewriting": (140, 10, 25, 1),
+    "summarising": (125, 10, 25, 5),
+    "lists": (140, 8, 25, 1),
+    "comparisons": (125, 8, 25, 1),
+    "reasoning": (130, 10, 25, 1),
+    "arithmetic": (160, 13, 32, 1),
+    "unit_conversion": (140, 13, 32, 1),
+    "format": (230, 14, 46, 1),
 }
 CHECKABLE = ("arithmetic", "unit_conversion", "format")
+SPLITS = ("train", "validation", "heldout")
+# how often one answer may be the right one: share of checkable prompts (asserted), and per answer key (picking)
+MAX_ANSWER_SHARE = {"heldout": 0.03, "validation": 0.05}
+ANSWER_CAP = {"heldout": 2, "validation": 1}
+# format prompts per sub-kind and form: (validation, heldout); yes/no is kept small so that "Yes." stays under 3%
+FORMAT_QUOTAS = {
+    "yes_no": (2, 6), "month": (1, 4), "bullets": (3, 10),
+    "word:one_word": (1, 5), "word:max_words": (2, 5), "word:starts_with": (1, 4),
+    "count:one_word": (1, 2), "count:max_words": (0, 2), "count:starts_with": (1, 2),
+    "date:max_words": (1, 3), "date:starts_with": (1, 3),
+}
+
+
+def _load_checks():
+    """eval/checks.py, loaded from its file so that this script needs neither the package nor its dependencies."""
+    path = Path(__file__).resolve().parent.parent / "eval" / "checks.py"
+    spec = importlib.util.spec_from_file_location("corpus_checks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+checks = _load_checks()
+
+
+@dataclass(frozen=True)
+class Item:
+    group: str
+    prompt: str
+    check: list | None = None
+    reference: str | None = None
+    answer: str = ""  # answer key: limits how often one answer is right within a split
+    bucket: str = ""  # format sub-kind, for the per-split quotas
 
 
 def normalise(text: str) -> str:
@@ -63,7 +104,34 @@ def lc(s: str) -> str:
     return s[:1].lower() + s[1:]
 
 
-NUM_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 10: "ten"}
+def json_num(x) -> int | float:
+    """A number for JSON: an int when whole."""
+    f = float(x)
+    return int(f) if f.is_integer() else f
+
+
+def number_check(answer, tolerance: float, given, unit: list[str] | None = None) -> dict:
+    """A number check; ``given`` numbers equal to the answer are dropped (they never hide it anyway)."""
+    kept = []
+    for g in map(json_num, given):
+        if g not in kept and abs(g - float(answer)) > 1e-9 * max(1.0, abs(float(answer))):
+            kept.append(g)
+    check = {"kind": "number", "answer": json_num(answer), "tolerance": tolerance}
+    if unit:
+        check["unit"] = unit
+    if kept:
+        check["given"] = kept
+    return check
+
+
+def echo_passes(item: Item) -> bool:
+    """Whether the prompt itself, sent back as the answer, passes the content part of its check."""
+    content = [c for c in item.check if c["kind"] in checks.CONTENT_KINDS]
+    return checks.score(content, item.prompt)
+
+
+NUM_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten",
+             11: "eleven"}
 
 PERSONAS = [
     "a nurse", "a high school teacher", "a retired engineer", "a first-year college student", "a new parent",
@@ -1062,8 +1130,10 @@ def gen_arithmetic(rng: random.Random):
         if w.endswith(": {q}") and not re.match(r"(I\b|[A-Z]{2}|\d)", q):
             w = w.replace("{q}", "{lq}")
         p = w.format(q=q, lq=lc(q))
-        items.append((q, p, {"kind": "number", "answer": float(ans), "tolerance": 1e-6}))
-    return items
+        check = [number_check(ans, 1e-6, checks.find_numbers(p))]
+        items.append(Item(q, p, check, fmt_num(ans), answer=f"num:{fmt_num(ans)}", bucket="number"))
+    # an answer that is one of the question's own numbers (an average equal to one score) would pass an echo
+    return [it for it in items if not echo_passes(it)]
 
 
 # ---------------------------------------------------------------------------
@@ -1140,10 +1210,44 @@ TEMP_F = ["Convert {v}°F to Celsius.", "What is {v} degrees Fahrenheit in Celsi
           "My thermometer reads {v}°F. What is that in Celsius?", "The forecast says {v}°F tomorrow. How much is that in Celsius?"]
 
 
+# target unit -> the spellings its answer may carry (matched right after the number, see eval/checks.py)
+UNIT_SPELLINGS = {
+    "meter": ["m", "meter", "meters", "metre", "metres"],
+    "centimeter": ["cm", "centimeter", "centimeters", "centimetre", "centimetres"],
+    "millimeter": ["mm", "millimeter", "millimeters", "millimetre", "millimetres"],
+    "kilometer": ["km", "kms", "kilometer", "kilometers", "kilometre", "kilometres"],
+    "gram": ["g", "gram", "grams", "gramme", "grammes"],
+    "kilogram": ["kg", "kgs", "kilogram", "kilograms", "kilo", "kilos", "kilogramme", "kilogrammes"],
+    "milliliter": ["ml", "milliliter", "milliliters", "millilitre", "millilitres"],
+    "liter": ["l", "liter", "liters", "litre", "litres"],
+    "second": ["s", "sec", "secs", "second", "seconds"],
+    "minute": ["min", "mins", "minute", "minutes"],
+    "hour": ["h", "hr", "hrs", "hour", "hours"],
+    "day": ["day", "days"],
+    "month": ["month", "months"],
+    "inch": ["inch", "inches"],  # not "in": "12 in a foot"
+    "foot": ["ft", "foot", "feet"],
+    "quart": ["qt", "qts", "quart", "quarts"],
+    "ounce": ["oz", "ounce", "ounces"],
+    "mile": ["mi", "mile", "miles"],
+    "pound": ["lb", "lbs", "pound", "pounds"],
+    "fahrenheit": ["°f", "° f", "f", "fahrenheit", "degrees fahrenheit", "degree fahrenheit", "degrees f", "deg f"],
+    "celsius": ["°c", "° c", "c", "celsius", "degrees celsius", "degree celsius", "degrees c", "deg c", "centigrade",
+                "degrees centigrade"],
+}
+TEMP_CONSTANTS = [32, 1.8, 9, 5]  # restated by a worked answer: F = C x 9/5 + 32
+
+
+def _unit_item(group: str, prompt: str, answer, tolerance: float, unit: str | None, given, shown: str) -> Item:
+    check = [number_check(answer, tolerance, given, UNIT_SPELLINGS[unit] if unit else None)]
+    return Item(group, prompt, check, shown, answer=f"num:{fmt_num(Fraction(str(answer)))}", bucket="number")
+
+
 def gen_unit_conversion(rng: random.Random):
     items = []
     for frm_s, frm_p, fa, to_s, to_p, ta, factor, values, contexts in UNITS:
         exact = isinstance(factor, Fraction)
+        unit = None if to_s == "item" else to_s
         for v in values:
             vv = Fraction(str(v))
             vs = fmt_num(vv)
@@ -1158,234 +1262,454 @@ def gen_unit_conversion(rng: random.Random):
             for tpl in tpls[:2]:
                 p = tpl.format(v=vs, fn=fn, tp=to_p, fa=fa, ta=ta)
                 if exact:
-                    ans, tol = float(vv * factor), 1e-6
+                    ans, tol, shown = vv * factor, 1e-6, fmt_num(vv * factor)
                 else:
                     ans, tol = round(float(vv) * factor, 4), 0.01
-                items.append((f"{frm_s}->{to_s}:{vs}", p, {"kind": "number", "answer": ans, "tolerance": tol}))
+                    shown = f"{ans:.2f}".rstrip("0").rstrip(".")
+                shown += "" if unit is None else f" {to_s if Fraction(shown) == 1 else to_p}"
+                given = [vv, factor, 1 / Fraction(factor), 1]  # the value, and the factor a worked answer restates
+                items.append(_unit_item(f"{frm_s}->{to_s}:{vs}", p, ans, tol, unit, given, shown))
+    temps = []
     for c in range(-20, 45, 5):
         for tpl in rng.sample(TEMP_C[:4], 2):
-            items.append((f"C->F:{c}", tpl.format(v=c), {"kind": "number", "answer": float(F_(c * 9, 5) + 32), "tolerance": 1e-6}))
+            temps.append((f"C->F:{c}", tpl.format(v=c), c, F_(c * 9, 5) + 32, "fahrenheit"))
     for c in (150, 160, 170, 180, 190, 200, 220):
-        items.append((f"C->F:{c}", TEMP_C[4].format(v=c), {"kind": "number", "answer": float(F_(c * 9, 5) + 32), "tolerance": 1e-6}))
+        temps.append((f"C->F:{c}", TEMP_C[4].format(v=c), c, F_(c * 9, 5) + 32, "fahrenheit"))
     for k in range(-4, 13):
         f = 32 + 9 * k
         for tpl in rng.sample(TEMP_F, 2):
-            items.append((f"F->C:{f}", tpl.format(v=f), {"kind": "number", "answer": float(5 * k), "tolerance": 1e-6}))
+            temps.append((f"F->C:{f}", tpl.format(v=f), f, F_(5 * k), "celsius"))
+    for g, p, v, ans, unit in temps:
+        shown = fmt_num(ans) + ("°F" if unit == "fahrenheit" else "°C")
+        items.append(_unit_item(g, p, ans, 1e-6, unit, [v] + TEMP_CONSTANTS, shown))
     wrapped = []
-    for g, p, chk in items:
+    for it in items:
         r = rng.random()
+        p = it.prompt
         if r < 0.12:
             p += " Show the calculation."
         elif r < 0.2:
             p = "Hey, " + lc(p) if not p[:2].isupper() else p
-        wrapped.append((g, p, chk))
-    return wrapped
+        wrapped.append(Item(it.group, p, it.check, it.reference, it.answer, it.bucket))
+    return [it for it in wrapped if not echo_passes(it)]
 
 
 # ---------------------------------------------------------------------------
-# format-constrained requests (checks: bullets, max_words, one_word, yes_no, starts_with, contains)
+# format-constrained requests with checkable answers: every prompt asks for a form (one word, at most N words,
+# N bullets, a given opening, yes/no first) AND has an answer that can be checked (eval/checks.py)
 # ---------------------------------------------------------------------------
-ONE_WORD_QUESTIONS = [
-    "What is the capital of France?", "What color do you get by mixing blue and yellow?",
-    "Which planet is known as the Red Planet?", "What is the largest ocean on Earth?",
-    "What gas do plants absorb from the air?", "What animal is known as the king of the jungle?",
-    "Which organ pumps blood through the body?", "What do bees make?", "What's the opposite of 'ancient'?",
-    "What is the chemical symbol for gold?", "What is the closest star to Earth?",
-    "What language is mainly spoken in Brazil?", "How many legs does a spider have?",
-    "What's the main ingredient in guacamole?", "Which instrument has 88 keys?",
-    "What do caterpillars turn into?", "What is the hardest natural substance?",
-    "Which metal is liquid at room temperature?", "Which continent is Egypt in?", "What's a baby cat called?",
-    "What do you call a word that means the same as another word?", "What sport is played at Wimbledon?",
-    "What is the tallest animal in the world?", "Which month has the fewest days?", "What's the capital of Japan?",
-    "What's the capital of Canada?", "What shape has three sides?", "What's the opposite of 'generous'?",
-    "What fruit is dried to make raisins?", "Which bird is often used as a symbol of peace?",
-    "What do you call a scientist who studies rocks?", "What is the main ingredient in hummus?",
-    "What's the largest planet in our solar system?", "What do giant pandas mostly eat?",
-    "Is a dolphin a fish or a mammal?", "What is the currency of Japan?", "Which gas do humans need to breathe?",
-    "What's the first letter of the Greek alphabet?", "What is frozen water called?",
-    "In which season do most trees lose their leaves?", "What do you call a baby dog?",
-    "What's the capital of Italy?", "Which planet is closest to the sun?", "What is the opposite of 'visible'?",
-    "What color are most school buses in the United States?", "Which animal is known for having a pouch?",
-    "What do you call a shape with eight sides?", "What's the main language spoken in Mexico?",
-    "Which vitamin does sunlight help the body make?", "What does a thermometer measure?",
-    "What do you call the person who leads an orchestra?", "Which organ do humans use to breathe?",
+# (question, accepted answers); the first accepted answer is the one the reference gives.  No accepted answer may
+# occur in its question (an echo of the prompt would pass), which the script asserts.
+WORD_FACTS = [
+    ("What is the capital of France?", ["Paris"]), ("What's the capital of Japan?", ["Tokyo"]),
+    ("What's the capital of Canada?", ["Ottawa"]), ("What's the capital of Italy?", ["Rome"]),
+    ("What is the capital of Australia?", ["Canberra"]), ("What is the capital of Spain?", ["Madrid"]),
+    ("What is the capital of Germany?", ["Berlin"]), ("What is the capital of Egypt?", ["Cairo"]),
+    ("What is the capital of Kenya?", ["Nairobi"]), ("What is the capital of Norway?", ["Oslo"]),
+    ("What is the capital of Peru?", ["Lima"]), ("What is the capital of Greece?", ["Athens"]),
+    ("What is the capital of Portugal?", ["Lisbon"]), ("What is the capital of Ireland?", ["Dublin"]),
+    ("What is the capital of Argentina?", ["Buenos Aires"]), ("What is the capital of South Korea?", ["Seoul"]),
+    ("What is the capital of Thailand?", ["Bangkok"]), ("What is the capital of Russia?", ["Moscow"]),
+    ("What is the capital of Poland?", ["Warsaw"]), ("What is the capital of Austria?", ["Vienna"]),
+    ("What is the capital of Sweden?", ["Stockholm"]), ("What is the capital of the Netherlands?", ["Amsterdam"]),
+    ("What is the capital of Turkey?", ["Ankara"]), ("What is the capital of Cuba?", ["Havana"]),
+    ("What is the capital of China?", ["Beijing", "Peking"]), ("What is the capital of India?", ["New Delhi", "Delhi"]),
+    ("What is the capital of Brazil?", ["Brasilia"]),
+    ("Which planet is known as the Red Planet?", ["Mars"]), ("What is the largest ocean on Earth?", ["Pacific"]),
+    ("What gas do plants absorb from the air?", ["carbon dioxide", "CO2"]),
+    ("What animal is known as the king of the jungle?", ["lion"]),
+    ("Which organ pumps blood through the body?", ["heart"]), ("What do bees make?", ["honey"]),
+    ("What is the chemical symbol for gold?", ["Au"]),
+    ("What language is mainly spoken in Brazil?", ["Portuguese"]),
+    ("What's the main ingredient in guacamole?", ["avocado"]), ("Which instrument has 88 keys?", ["piano"]),
+    ("What do caterpillars turn into?", ["butterfly", "butterflies", "moth"]),
+    ("What is the hardest natural substance?", ["diamond"]),
+    ("Which metal is liquid at room temperature?", ["mercury"]), ("Which continent is Egypt in?", ["Africa"]),
+    ("What's a baby cat called?", ["kitten"]),
+    ("What do you call a word that means the same as another word?", ["synonym"]),
+    ("What sport is played at Wimbledon?", ["tennis"]), ("What is the tallest animal in the world?", ["giraffe"]),
+    ("Which month has the fewest days?", ["February"]), ("What shape has three sides?", ["triangle"]),
+    ("What's the opposite of 'ancient'?", ["modern", "new", "recent", "contemporary"]),
+    ("What fruit is dried to make raisins?", ["grape"]),
+    ("Which bird is often used as a symbol of peace?", ["dove"]),
+    ("What do you call a scientist who studies rocks?", ["geologist"]),
+    ("What is the main ingredient in hummus?", ["chickpea", "garbanzo"]),
+    ("What's the largest planet in our solar system?", ["Jupiter"]), ("What do giant pandas mostly eat?", ["bamboo"]),
+    ("What is the currency of Japan?", ["yen"]), ("Which gas do humans need to breathe?", ["oxygen"]),
+    ("What's the first letter of the Greek alphabet?", ["alpha"]), ("What is frozen water called?", ["ice"]),
+    ("In which season do most trees lose their leaves?", ["autumn", "fall"]),
+    ("What do you call a baby dog?", ["puppy", "puppies", "pup"]),
+    ("What is the opposite of 'visible'?", ["invisible", "hidden", "unseen"]),
+    ("What color are most school buses in the United States?", ["yellow"]),
+    ("What do you call a shape with eight sides?", ["octagon"]),
+    ("What's the main language spoken in Mexico?", ["Spanish"]),
+    ("Which vitamin does sunlight help the body make?", ["vitamin D"]),
+    ("What does a thermometer measure?", ["temperature"]),
+    ("What do you call the person who leads an orchestra?", ["conductor"]),
+    ("Which organs do humans use to breathe?", ["lungs"]),
+    ("What color do you get by mixing blue and yellow?", ["green"]),
+    ("Who wrote Romeo and Juliet?", ["Shakespeare"]), ("Who painted the Mona Lisa?", ["Leonardo", "da Vinci"]),
+    ("Who developed the theory of relativity?", ["Einstein"]),
+    ("Who was the first person to walk on the moon?", ["Armstrong"]),
+    ("What is the longest river in Africa?", ["Nile"]), ("What is the tallest mountain in the world?", ["Everest"]),
+    ("What is the chemical symbol for sodium?", ["Na"]), ("What is the chemical symbol for iron?", ["Fe"]),
+    ("What is H2O more commonly called?", ["water"]),
+    ("What part of the cell is often called its powerhouse?", ["mitochondria", "mitochondrion"]),
+    ("What force keeps us on the ground?", ["gravity", "gravitation"]),
+    ("Which country gave the Statue of Liberty to the United States?", ["France"]),
+    ("In which country are the pyramids of Giza?", ["Egypt"]),
+    ("Which ocean lies between Africa and Australia?", ["Indian"]),
+    ("What is the largest country by area?", ["Russia"]),
+    ("What's the name of the galaxy we live in?", ["Milky Way"]),
+    ("What is the hottest planet in our solar system?", ["Venus"]),
+    ("What is the largest organ of the human body?", ["skin"]),
+    ("Which metal has the chemical symbol Ag?", ["silver"]),
+    ("What do you call an animal that eats only plants?", ["herbivore"]),
+    ("What do you call a young frog?", ["tadpole", "polliwog", "froglet"]),
+    ("Which planet is famous for its bright rings?", ["Saturn"]),
+    ("What is the most common gas in Earth's atmosphere?", ["nitrogen"]),
+    ("What is the study of living things called?", ["biology"]),
+    ("What instrument do astronomers use to look at distant stars?", ["telescope"]),
+    ("Which bone protects the brain?", ["skull", "cranium"]),
+    ("What is molten rock called once it has erupted from a volcano?", ["lava"]),
+    ("What do you call a group of wolves?", ["pack"]),
+    ("What is the largest bone in the human body?", ["femur", "thighbone", "thigh bone"]),
+    ("What is a baby sheep called?", ["lamb"]), ("What is a baby cow called?", ["calf"]),
+    ("What is a baby horse called?", ["foal", "colt", "filly"]),
+    ("Which sense do we use our nose for?", ["smell"]), ("What is the plural of 'mouse'?", ["mice"]),
+    ("What is the past tense of 'go'?", ["went"]), ("Which country is home to the kangaroo?", ["Australia"]),
+    ("What is the largest hot desert in the world?", ["Sahara"]),
+    ("Which city is known as the Big Apple?", ["New York", "NYC"]),
 ]
-ONE_WORD_OPINION = [
-    "Mondays", "a perfect summer day", "the ocean", "learning to code", "your ideal weekend", "winter",
-    "a good friend", "a thunderstorm", "New York City", "the smell of coffee", "graduating from college",
-    "a long road trip", "moving house", "the first day at a new job", "jazz music",
+# (question, count); the count is never written in its question
+COUNT_FACTS = [
+    ("How many legs does a spider have?", 8), ("How many legs does an insect have?", 6),
+    ("How many sides does a hexagon have?", 6), ("How many continents are there?", 7),
+    ("How many planets are in our solar system?", 8),
+    ("How many players does a soccer team have on the field at once?", 11),
+    ("How many strings does a standard violin have?", 4), ("How many hearts does an octopus have?", 3),
+    ("How many days are in a leap year?", 366), ("How many bones are in the adult human body?", 206),
+    ("How many teeth does an adult human usually have, wisdom teeth included?", 32),
+    ("How many players from one team are on a basketball court?", 5),
+    ("How many chambers does the human heart have?", 4), ("How many states are in the United States?", 50),
+    ("How many strings does a standard guitar have?", 6), ("How many moons does Mars have?", 2),
+    ("How many squares are on a chessboard?", 64), ("How many cards are in a standard deck, without jokers?", 52),
+    ("How many months have 31 days?", 7), ("How many zeros are in a million?", 6),
+    ("How many wheels does a tricycle have?", 3), ("How many sides does a pentagon have?", 5),
+    ("How many weeks are in a year?", 52), ("How many events are in a decathlon?", 10),
+    ("How many lines does a haiku have?", 3), ("How many lines does a sonnet have?", 14),
+    ("How many pieces does each player start with in chess?", 16),
+    ("How many arms does a starfish usually have?", 5), ("How many years are in a century?", 100),
+    ("How many letters are in the English alphabet?", 26), ("How many degrees are in a right angle?", 90),
+    ("How many bits are in a byte?", 8), ("How many players from one team are on a volleyball court?", 6),
+    ("How many days are in a fortnight?", 14), ("How many years are in a decade?", 10),
+]
+# (question, date as "--MM-DD" or "YYYY-MM-DD"); a year in the answer must be in the response
+DATE_FACTS = [
+    ("On what date is Christmas Day?", "--12-25"), ("On what date is Halloween?", "--10-31"),
+    ("On what date is Valentine's Day?", "--02-14"), ("On what date is New Year's Day?", "--01-01"),
+    ("On what date does the United States celebrate Independence Day?", "--07-04"),
+    ("On what date is New Year's Eve?", "--12-31"), ("On what date is Saint Patrick's Day?", "--03-17"),
+    ("On what date is International Women's Day?", "--03-08"),
+    ("On what date is Bastille Day celebrated in France?", "--07-14"), ("On what date is Canada Day?", "--07-01"),
+    ("On what date is Christmas Eve?", "--12-24"), ("On what date is Guy Fawkes Night in the UK?", "--11-05"),
+    ("On what date is Earth Day?", "--04-22"), ("On what date is Boxing Day?", "--12-26"),
+    ("On what date did the Berlin Wall fall? Give the full date.", "1989-11-09"),
+    ("On what date was the US Declaration of Independence adopted? Give the full date.", "1776-07-04"),
+    ("On what date did the armistice that ended the fighting of World War I take effect? Give the full date.",
+     "1918-11-11"),
+    ("On what date did the D-Day landings in Normandy take place? Give the full date.", "1944-06-06"),
+    ("On what date was Pearl Harbor attacked? Give the full date.", "1941-12-07"),
+]
+MONTH_NAMES = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+               "November", "December"]
+MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+DATE_SHIFT_T = ["What date is {n} days after {d}?", "What is the date {n} days after {d}?",
+                "If today is {d}, what will the date be in {n} days?", "What date was it {n} days before {d}?",
+                "If today is {d}, what was the date {n} days ago?"]
+MONTH_SHIFT_T = ["Which month comes {n} months after {m}?", "What month is {n} months after {m}?",
+                 "Which month was it {n} months before {m}?", "If it is {m} now, what month will it be in {n} months?"]
+# (what the list is of, its items; an item given as a list accepts any of its spellings)
+BULLET_SETS = [
+    ("primary colors in traditional painting", ["red", "yellow", "blue"]),
+    ("primary colors of light", ["red", "green", "blue"]),
+    ("classic states of matter", ["solid", "liquid", "gas"]),
+    ("seasons of the year", ["spring", "summer", ["autumn", "fall"], "winter"]),
+    ("cardinal directions on a compass", ["north", "south", "east", "west"]),
+    ("branches of the US federal government", ["legislative", "executive", "judicial"]),
+    ("Great Lakes of North America", ["Superior", "Michigan", "Huron", "Erie", "Ontario"]),
+    ("traditional human senses", [["sight", "vision", "seeing"], ["hearing"], ["smell", "smelling"],
+                                  ["taste", "tasting"], ["touch"]]),
+    ("nucleotide bases in DNA", ["adenine", "thymine", "guanine", "cytosine"]),
+    ("planets between the sun and the asteroid belt", ["Mercury", "Venus", "Earth", "Mars"]),
+    ("oceans of the world", ["Pacific", "Atlantic", "Indian", "Arctic", ["Southern", "Antarctic"]]),
+    ("countries that make up the United Kingdom", ["England", "Scotland", "Wales", "Northern Ireland"]),
+    ("main types of rock in geology", ["igneous", "sedimentary", "metamorphic"]),
+    ("colors of the rainbow", ["red", "orange", "yellow", "green", "blue", "indigo", "violet"]),
+    ("days of the weekend", ["Saturday", "Sunday"]),
+    ("chambers of the US Congress", ["Senate", "House"]),
+    ("particles that make up an atom", ["proton", "neutron", "electron"]),
+    ("suits in a standard deck of playing cards", ["heart", "diamond", "club", "spade"]),
+    ("kinds of chess pieces", ["king", "queen", ["rook", "castle"], "bishop", "knight", "pawn"]),
+    ("colors of the Olympic rings", ["blue", "yellow", "black", "green", "red"]),
+    ("main layers of the Earth", ["crust", "mantle", "core"]),
+    ("kinds of blood vessels in the human body", [["artery", "arteries"], "vein", ["capillary", "capillaries"]]),
+    ("macronutrients in food", [["carbohydrate", "carbs"], "protein", "fat"]),
+    ("Bronte sisters who wrote novels", ["Charlotte", "Emily", "Anne"]),
+    ("members of the Beatles", [["Lennon", "John"], ["McCartney", "Paul"], ["Harrison", "George"],
+                                ["Starr", "Ringo"]]),
+    ("Teenage Mutant Ninja Turtles", ["Leonardo", "Michelangelo", "Donatello", "Raphael"]),
+    ("Baltic states", ["Estonia", "Latvia", "Lithuania"]),
+    ("Benelux countries", ["Belgium", ["Netherlands", "Holland"], "Luxembourg"]),
+    ("boroughs of New York City", ["Manhattan", "Brooklyn", "Queens", "Bronx", "Staten Island"]),
+    ("classical elements of ancient Greek philosophy", ["earth", "water", "air", "fire"]),
+    ("houses of Hogwarts in the Harry Potter books", ["Gryffindor", "Hufflepuff", "Ravenclaw", "Slytherin"]),
+    ("Abrahamic religions", ["Judaism", "Christianity", "Islam"]),
+    ("countries that share a land border with the contiguous United States", ["Canada", "Mexico"]),
+    ("official languages of Canada", ["English", "French"]),
+    ("R's of waste reduction", ["reduce", "reuse", "recycle"]),
+    ("main Axis powers of World War II", ["Germany", "Italy", "Japan"]),
+    ("basic tastes the human tongue detects", ["sweet", "sour", "salty", "bitter", "umami"]),
+    ("Gospels of the New Testament", ["Matthew", "Mark", "Luke", "John"]),
+    ("Scandinavian countries", ["Denmark", "Norway", "Sweden"]),
+    ("phases of mitosis", ["prophase", "metaphase", "anaphase", "telophase"]),
+    ("Musketeers in Dumas's novel", ["Athos", "Porthos", "Aramis"]),
+    ("US states that border Mexico", ["California", "Arizona", "New Mexico", "Texas"]),
+    ("noble gases in the first three rows of the periodic table", ["helium", "neon", "argon"]),
+]
+YES_NO_QUESTIONS = [  # (question, answer); as many of each answer
+    ("Do penguins live in the Southern Hemisphere?", "yes"), ("Can penguins fly?", "no"),
+    ("Is Python a programming language?", "yes"), ("Do snakes have eyelids?", "no"),
+    ("Can you overwater a cactus?", "yes"), ("Is it safe to leave cooked rice out overnight?", "no"),
+    ("Do all birds lay eggs?", "yes"), ("Does the moon produce its own light?", "no"),
+    ("Is 17 a prime number?", "yes"), ("Is Sydney the capital of Australia?", "no"),
+    ("Is zero an even number?", "yes"), ("Is a whale a fish?", "no"),
+    ("Do plants need sunlight to make their food?", "yes"), ("Should I water succulents every day?", "no"),
+    ("Is the sun a star?", "yes"), ("Is glass a good conductor of electricity?", "no"),
+    ("Does sound travel faster in water than in air?", "yes"), ("Can dogs safely eat chocolate?", "no"),
+    ("Is Mount Everest the tallest mountain above sea level?", "yes"), ("Is a peanut a true nut?", "no"),
+    ("Do koalas eat eucalyptus leaves?", "yes"), ("Is honey safe for babies under one year old?", "no"),
+    ("Can lightning strike the same place twice?", "yes"), ("Are bats blind?", "no"),
+    ("Is a bat a mammal?", "yes"), ("Is Pluto still classified as a major planet?", "no"),
+    ("Is the human heart a muscle?", "yes"), ("Can humans breathe on Mars without equipment?", "no"),
+    ("Does ice float in water?", "yes"), ("Is 1 a prime number?", "no"),
+    ("Is table salt a chemical compound?", "yes"), ("Is a koala a bear?", "no"),
+    ("Is a square a rectangle?", "yes"), ("Can cats see in complete darkness?", "no"),
+    ("Is a 401(k) a retirement account?", "yes"), ("Are all wild mushrooms safe to eat?", "no"),
+    ("Is a year on Mars longer than a year on Earth?", "yes"),
+    ("Is the Great Wall of China visible from space with the naked eye?", "no"),
+    ("Does the Earth orbit the sun?", "yes"), ("Is 21 a prime number?", "no"),
+    ("Is a marathon longer than 40 kilometers?", "yes"), ("Is Antarctica a country?", "no"),
+    ("Can you freeze bread?", "yes"), ("Is a spider an insect?", "no"),
+    ("Are tomatoes and potatoes in the same plant family?", "yes"), ("Is the moon larger than the Earth?", "no"),
+    ("Is a tomato a fruit in botanical terms?", "yes"), ("Is the Sahara in South America?", "no"),
+    ("Is a dolphin a mammal?", "yes"), ("Is iron a gas at room temperature?", "no"),
+    ("Is gold a metal?", "yes"), ("Is 15 an even number?", "no"),
+    ("Is 81 a perfect square?", "yes"), ("Is the sun a planet?", "no"),
+    ("Is a mile longer than a kilometer?", "yes"), ("Is a shark a mammal?", "no"),
+    ("Is the Amazon rainforest in South America?", "yes"), ("Can an ostrich fly?", "no"),
+    ("Is 100 divisible by 4?", "yes"), ("Is Berlin the capital of Austria?", "no"),
+    ("Is steel an alloy?", "yes"), ("Does water boil at 50 degrees Celsius at sea level?", "no"),
 ]
 ONE_WORD_T = ["Answer in one word: {q}", "{q} One word only.", "{q} Reply with a single word.",
               "One-word answer, please: {q}", "{q} Just give me one word, no explanation.",
               "Using exactly one word, answer this: {q}"]
-ONE_WORD_OPINION_T = ["Describe {x} in one word.", "Give me one word that captures {x}.",
-                      "If you had to sum up {x} in a single word, what would it be? Answer with just that word.",
-                      "Sum up {x} in one word. Nothing else."]
-YES_NO_QUESTIONS = [
-    "Is a tomato a fruit?", "Can penguins fly?", "Is the Pacific the largest ocean?", "Do spiders have six legs?",
-    "Is it safe to leave cooked rice out overnight?", "Does the moon produce its own light?",
-    "Is Python a programming language?", "Can you overwater a cactus?", "Is Sydney the capital of Australia?",
-    "Do all birds lay eggs?", "Is a whale a fish?", "Should I water succulents every day?", "Is 17 a prime number?",
-    "Is zero an even number?", "Do plants need sunlight to make their food?", "Is glass a good conductor of electricity?",
-    "Can dogs safely eat chocolate?", "Is the sun a star?", "Does sound travel faster in water than in air?",
-    "Is a peanut a true nut?", "Is Mount Everest the tallest mountain above sea level?", "Do octopuses have three hearts?",
-    "Is honey safe for babies under one year old?", "Can lightning strike the same place twice?",
-    "Should I stretch before running?", "Is a credit score of 800 considered good?", "Are bats blind?",
-    "Is a bat a mammal?", "Is Venus hotter than Mercury?", "Does ice float in water?",
-    "Is Pluto still classified as a planet?", "Can humans breathe on Mars without equipment?",
-    "Is table salt a chemical compound?", "Is it rude to show up ten minutes late to a job interview?",
-    "Is a square a rectangle?", "Is 1 a prime number?", "Can goldfish live happily in a small bowl long-term?",
-    "Is a 401(k) a retirement account?", "Does a higher APR mean paying more interest?",
-    "Do tomatoes need full sun to grow well?", "Is Tokyo the capital of Japan?", "Is a koala a bear?",
-    "Is it a good idea to back up important files?", "Does the Earth orbit the sun?", "Can cats see in complete darkness?",
-    "Is water wet?", "Is it healthy to skip breakfast every day?", "Are tomatoes and potatoes in the same plant family?",
-    "Do fish sleep?", "Is it okay to use metal utensils on a nonstick pan?", "Is a marathon longer than 40 kilometers?",
-    "Can you freeze bread?", "Do I need a passport to fly internationally?", "Is a hot dog a sandwich?",
-    "Are all mushrooms safe to eat?", "Is the Great Wall of China visible from space with the naked eye?",
-]
-YES_NO_T = ["Answer yes or no: {q}", "{q} Just yes or no, please.", "Yes or no: {q}",
+MAX_WORDS_T = ["In at most {n} words, answer this: {q}", "{q} Answer in {n} words or fewer.",
+               "Using no more than {n} words: {q}", "{q} Keep your answer to {n} words max.",
+               "Answer briefly, {n} words at most. {q}"]
+STARTERS = ["Sure", "In short", "Great question", "To be honest", "Here's the thing", "Well", "Good question",
+            "Happy to help", "Short answer", "Okay"]
+STARTS_WITH_T = ["Start your answer with \"{s}\", then answer this: {q}", "Begin your reply with \"{s}\". {q}",
+                 "{q} Open your answer with the words \"{s}\".", "{q} The first words of your reply must be \"{s}\"."]
+YES_NO_T = ["Answer yes or no: {q}", "{q} Just yes or no, please.", "Reply with yes or no: {q}",
             "{q} Start with yes or no, then give one sentence of explanation.", "Quick yes/no question: {q}",
             "{q} Please answer yes or no first.", "I only need a yes or no. {q}",
-            "{q} Begin your answer with \"Yes\" or \"No\"."]
-FUN_FACT_TOPICS = ["octopuses", "honeybees", "owls", "the moon", "volcanoes", "penguins", "sloths", "the human brain",
-                   "coffee", "Saturn", "elephants", "ancient Egypt", "sharks", "tea", "the Eiffel Tower", "hummingbirds"]
-STARTS = [
-    ("In short", "Start your answer with \"In short\": {why}"),
-    ("Here's the thing", "Begin your reply with \"Here's the thing\" and then explain {c}."),
-    ("Once upon a time", "Write a short story about {story}. Begin with \"Once upon a time\"."),
-    ("Dear", "Write {letter}. It must start with \"Dear\"."),
-    ("Step 1", "Explain how to {t}. Your first words must be \"Step 1\"."),
-    ("Did you know", "Tell me a fun fact about {fact}. Begin with \"Did you know\"."),
-    ("The answer is", "Start your reply with \"The answer is\": {q1}"),
-    ("Sure", "Start your response with the word \"Sure\" and then tell me how to {t}."),
-    ("Great question", "Begin with \"Great question\" and then answer: {why}"),
-    ("To be honest", "Open your answer with \"To be honest\": {cmp}"),
-    ("Good news", "Write a short message to my team about {news}. Start with \"Good news\"."),
-    ("Imagine", "Explain {c} to a kid, and start your answer with the word \"Imagine\"."),
-    ("Hi everyone", "Write a short welcome message for {welcome}. It should begin with \"Hi everyone\"."),
-    ("Yes", "Begin your answer with the word \"Yes\" and then explain why it's worth learning {skill}."),
-    ("First", "Start your answer with \"First\" and tell me how to {t}."),
-]
-NEWS = ["finishing the project ahead of schedule", "our new office coffee machine", "the client approving our proposal",
-        "Friday being a day off", "hitting our sales target", "the bug fix going live"]
-WELCOME = ["a new book club", "a beginners' running group", "an online cooking class", "a neighborhood gardening group",
-           "new employees in our department", "a weekend photography workshop"]
-SKILLS = ["to cook", "a second language", "to swim", "basic first aid", "to type fast", "to play an instrument",
-          "to drive a manual car", "basic coding", "to budget"]
-LETTERS = ["a thank-you letter to my grandmother", "a letter to my future self", "a complaint letter to an airline about lost luggage",
-           "a letter to my landlord about a broken heater", "a short letter to a pen pal", "a letter to my old teacher",
-           "a cover letter for a barista job"]
-CONTAINS = [
-    ("poem", ["lantern", "whisper", "silver", "harbor", "breeze", "velvet", "ember", "meadow"],
-     "Write a short poem about {topic} that includes the word \"{w}\"."),
-    ("product", ["free shipping", "eco-friendly", "lifetime warranty", "handmade", "dishwasher-safe"],
-     "Write a product description for {product}. Mention \"{w}\" somewhere in it."),
-    ("explain", ["for example", "in other words", "simply put"],
-     "Explain {c}, and use the phrase \"{w}\" at least once."),
-    ("tips", ["safety", "patience", "practice", "budget", "timing"],
-     "Give me a few tips on how to {t}, and mention the word \"{w}\" at least once."),
-]
-HASHTAGS = ["#SupportLocal", "#CommunityFirst", "#NewBeginnings", "#WeekendVibes", "#ShopSmall", "#GetInvolved"]
-BULLET_T = [
-    "In exactly {nw} bullet points, explain {c}.", "List exactly {n} {x} as bullet points.",
-    "Give me {nw} bullet points, no more and no less, on how to {t}.", "Use exactly {nw} bullet points to describe {c}. No intro or outro.",
-    "Answer with {nw} bullet points only: what should I know before I try to {t}?",
-    "I need exactly {nw} bullets on {c} for a slide.", "Give me exactly {n} {x}. Format them as a bulleted list.",
-    "Summarize the key points of {c} in exactly {nw} bullet points.", "Exactly {nw} bullet points, please: {x}.",
-]
-MAXW_T = [
-    "In {N} words or fewer, explain {c}.", "Explain {c} in at most {N} words.", "Describe how to {t} using no more than {N} words.",
-    "Answer in no more than {N} words: {why}", "Keep it to {N} words max: what's the difference between {a} and {b}?",
-    "Write a tagline for {biz} in {N} words or fewer.", "Using at most {N} words, tell me what {c} {be}.",
-    "{why} Answer in {N} words or less.", "Give me a one-sentence description of {c}, {N} words maximum.",
-    "In {N} words or fewer, write {piece}.",
-]
-SHORT_PIECES = ["a birthday message for my best friend", "a thank-you note to my neighbor", "a slogan for a bike repair shop",
-                "a motivational message for a student studying for finals", "an out-of-office reply for a work email",
-                "a caption for a photo of my dog at the beach", "a reminder to my roommates about taking out the trash",
-                "a bio for my running club profile"]
+            "{q} Begin your answer with \"Yes\" or \"No\".", "{q} Answer yes or no, in {n} words or fewer."]
+BULLET_T = ["List exactly {nw} {x} as bullet points.", "Name the {nw} {x}, one per bullet point, and nothing else.",
+            "Give me the {x} as a bulleted list of exactly {n} items.",
+            "What are the {nw} {x}? Answer with {nw} bullet points.",
+            "I need the {x} for a slide: exactly {nw} bullets, one name each."]
+
+
+def _with_given(content: dict, prompt: str) -> dict:
+    """A count check skips the numbers its prompt states, such as a word limit (eval/checks.py: given)."""
+    given = [json_num(g) for g in checks.find_numbers(prompt) if g != content.get("answer")]
+    return {**content, "given": given} if content["kind"] == "count" and given else content
+
+
+def _forms(rng: random.Random, group: str, q: str, content: dict, shown: str, one_word: bool, rotate: int,
+           answer: str, bucket: str) -> list[Item]:
+    """The one-word, max-words and starts-with versions of a question; the group's first item (the one a
+    held-out or validation split takes) rotates through the forms."""
+    n = rng.choice([k for k in (5, 6, 8, 10, 12, 15) if k != content.get("answer")])
+    s = rng.choice(STARTERS)
+    forms = [
+        ({"kind": "max_words", "count": n}, rng.choice(MAX_WORDS_T).format(n=n, q=q), f"{cap(shown)}."),
+        ({"kind": "starts_with", "text": s}, rng.choice(STARTS_WITH_T).format(s=s, q=q), f"{s}, {shown}."),
+    ]
+    if one_word:
+        forms.insert(0, ({"kind": "one_word"}, rng.choice(ONE_WORD_T).format(q=q), f"{cap(shown)}."))
+    forms = forms[rotate % len(forms):] + forms[:rotate % len(forms)]
+    return [Item(group, p, [form, _with_given(content, p)], ref, answer, f"{bucket}:{form['kind']}")
+            for form, p, ref in forms]
+
+
+def _date_text(date: str) -> str:
+    month, day = int(date[-5:-3]), int(date[-2:])
+    return f"{MONTH_NAMES[month - 1]} {day}" + ("" if date.startswith("--") else f", {date[:4]}")
+
+
+def _shifted_dates(rng: random.Random):
+    """(group, question, answer, start) for date arithmetic that stays within March..December, so that no leap day
+    is crossed and no year boundary either."""
+    out = []
+    while len(out) < 40:
+        month, day, n = rng.randint(4, 10), rng.randint(1, 28), rng.randint(3, 40)
+        tpl = rng.choice(DATE_SHIFT_T)
+        shift = -n if ("before" in tpl or "ago" in tpl) else n
+        ordinal = sum(MONTH_DAYS[:month - 1]) + day + shift
+        if ordinal <= sum(MONTH_DAYS[:2]):
+            continue
+        m2 = next(i for i in range(12) if ordinal <= sum(MONTH_DAYS[:i + 1]))
+        d2 = ordinal - sum(MONTH_DAYS[:m2])
+        start = f"--{month:02d}-{day:02d}"
+        question = tpl.format(n=n, d=f"{MONTH_NAMES[month - 1]} {day}")
+        out.append((f"shift:{start}{shift:+d}", question, f"--{m2 + 1:02d}-{d2:02d}", start))
+    return out
+
+
+def _word_items(rng: random.Random) -> list[Item]:
+    items = []
+    for i, (q, accepted) in enumerate(WORD_FACTS):
+        content = {"kind": "word", "accepted": accepted}
+        one_word = len(checks.words(accepted[0])) == 1
+        items += _forms(rng, f"fact:{q}", q, content, accepted[0], one_word, i,
+                        f"word:{checks.normalise(accepted[0])}", "word")
+    for i, (q, n) in enumerate(COUNT_FACTS):
+        items += _forms(rng, f"count:{q}", q, {"kind": "count", "answer": n}, str(n), True, i, f"num:{n}", "count")
+    for i, (q, date) in enumerate(DATE_FACTS):
+        content = {"kind": "date", "answer": date}
+        items += _forms(rng, f"date:{q}", q, content, _date_text(date), False, i, f"date:{date[-5:]}", "date")
+    for i, (group, q, date, start) in enumerate(_shifted_dates(rng)):
+        content = {"kind": "date", "answer": date, "given": [start]}
+        items += _forms(rng, group, q, content, _date_text(date), False, i, f"date:{date[-5:]}", "date")
+    return items
+
+
+def _month_items(rng: random.Random) -> list[Item]:
+    items = []
+    for _ in range(40):
+        m, n = rng.randrange(12), rng.randint(2, 11)
+        tpl = rng.choice(MONTH_SHIFT_T)
+        shift = -n if "before" in tpl else n
+        target = MONTH_NAMES[(m + shift) % 12]
+        q = tpl.format(n=NUM_WORDS[n], m=MONTH_NAMES[m])
+        accepted = [target] + ([target[:3]] if len(target) > 4 else [])
+        for t in rng.sample(ONE_WORD_T, 2):
+            check = [{"kind": "one_word"}, {"kind": "word", "accepted": accepted}]
+            items.append(Item(f"month:{m}{shift:+d}", t.format(q=q), check, f"{target}.", f"word:{target.lower()}",
+                              "month"))
+    return items
+
+
+def _yes_no_items(rng: random.Random) -> list[Item]:
+    items = []
+    for q, answer in YES_NO_QUESTIONS:
+        for tpl in rng.sample(YES_NO_T, 2):
+            n = rng.choice([8, 10, 12, 15])
+            check = [{"kind": "yes_no", "answer": answer}]
+            if "{n}" in tpl:
+                check.append({"kind": "max_words", "count": n})
+            items.append(Item(f"yn:{q}", tpl.format(q=q, n=n), check, f"{cap(answer)}.", f"yn:{answer}", "yes_no"))
+    return items
+
+
+def _bullet_items(rng: random.Random) -> list[Item]:
+    items = []
+    for x, required in BULLET_SETS:
+        k = len(required)
+        reference = "\n".join(f"- {cap(item if isinstance(item, str) else item[0])}" for item in required)
+        for tpl in rng.sample(BULLET_T, 2):
+            check = [{"kind": "bullets", "count": k}, {"kind": "all_words", "items": required}]
+            items.append(Item(f"set:{x}", tpl.format(n=k, nw=NUM_WORDS[k], x=x), check, reference, f"set:{x}",
+                              "bullets"))
+    return items
 
 
 def gen_format(rng: random.Random):
+    return _word_items(rng) + _month_items(rng) + _yes_no_items(rng) + _bullet_items(rng)
+
+
+# ---------------------------------------------------------------------------
+# validation-only topics, for the categories whose every group is already used by train or held-out; each
+# category draws them with its own RNG, so its train and held-out prompts stay as they were
+# ---------------------------------------------------------------------------
+INFORMAL_V = ["yo, the wifi's down again, can someone reboot the router?", "gonna need those slides before lunch, thx",
+              "sorry, totally forgot about our call, can we redo it tomorrow?"]
+FORMAL_V = ["Residents are kindly requested to refrain from parking on the lawn adjacent to the building.",
+            "The aforementioned invoice remains outstanding and requires settlement at your earliest convenience."]
+ERRORS_V = ["Me and Sarah was at the library all afternoon.", "Their are too many cars parked on our street.",
+            "The group of volunteers have went home early."]
+WORDY_V = ["In spite of the fact that the weather was bad, the event went ahead exactly as it had been planned.",
+           "I am writing this email in order to let you know that I will not be able to attend the meeting."]
+PARAGRAPHS_V = [
+    ("a science blog", "Lightning forms when ice crystals and small hailstones collide inside a storm cloud and "
+     "separate electric charge. The top of the cloud usually becomes positively charged and the bottom negatively "
+     "charged. When the difference grows large enough, the air can no longer hold it back, and a giant spark jumps "
+     "within the cloud or down to the ground. The air around the spark is heated in an instant to temperatures "
+     "hotter than the surface of the sun, and its explosive expansion is what we hear as thunder."),
+    ("a history book", "The Great Fire of London began in September 1666 in a bakery on Pudding Lane. Fanned by "
+     "strong winds, it spread quickly through streets of closely packed wooden houses. Over four days it destroyed "
+     "more than thirteen thousand homes and the old St Paul's Cathedral, although the number of recorded deaths "
+     "was surprisingly small. Afterwards the city was rebuilt with wider streets and buildings of brick and stone, "
+     "and a tall monument was raised near the spot where the fire had started."),
+]
+LIST_SUBJECTS_V = [
+    "ways to stay cool in a heat wave without air conditioning", "ideas for an indoor picnic on a rainy day",
+    "things to bring to a job fair", "ways to make a long commute more enjoyable",
+    "houseplants that cope with a north-facing window", "snacks that travel well on a hike",
+    "questions to ask before joining a gym", "ways to welcome a new neighbor",
+]
+PAIRS_V = [
+    ("a kayak", "a canoe", "for a calm lake", True),
+    ("a slow cooker", "a pressure cooker", "for busy weeknights", True),
+    ("hail", "sleet", "", False), ("a pharmacist", "a pharmacy technician", "", False),
+    ("a scooter", "a bicycle", "for a short commute", True), ("a fern", "a moss", "", False),
+    ("a library card", "an audiobook subscription", "for someone who listens to a book a week", True),
+    ("a convection oven", "a regular oven", "", False),
+]
+
+
+def extra_rewriting(rng: random.Random):
+    families = [(INFORMAL_V, REW_INFORMAL), (FORMAL_V, REW_FORMAL), (ERRORS_V, REW_ERRORS), (WORDY_V, REW_WORDY)]
+    return [(s, rng.choice(templates).format(s=s)) for sentences, templates in families for s in sentences]
+
+
+def extra_summarising(rng: random.Random):
+    return [(f"paragraph-v{i}", tpl.format(p=p, src=src)) for i, (src, p) in enumerate(PARAGRAPHS_V)
+            for tpl in rng.sample(SUMMARY_TEMPLATES, 5)]
+
+
+def extra_lists(rng: random.Random):
     items = []
-    concepts = [concept_vars(c) for c in CONCEPTS]
-    # one word
-    for q in ONE_WORD_QUESTIONS:
-        for tpl in rng.sample(ONE_WORD_T, 2):
-            items.append((f"ow:{q}", tpl.format(q=q), {"kind": "one_word"}))
-    for x in ONE_WORD_OPINION:
-        for tpl in rng.sample(ONE_WORD_OPINION_T, 2):
-            items.append((f"owo:{x}", tpl.format(x=x), {"kind": "one_word"}))
-    # yes / no
-    for q in YES_NO_QUESTIONS:
-        for tpl in rng.sample(YES_NO_T, 2):
-            items.append((f"yn:{q}", tpl.format(q=q), {"kind": "yes_no"}))
-    # bullets
-    for i in range(150):
-        k = rng.choice([2, 3, 3, 4, 5])
-        v = rng.choice(concepts)
-        x = rng.choice(LIST_SUBJECTS)
-        t = rng.choice(TASKS)
-        tpl = rng.choice(BULLET_T)
-        key = v["c"] if "{c}" in tpl else (x if "{x}" in tpl else t)
-        p = tpl.format(n=k, nw=NUM_WORDS[k], c=v["c"], x=x, t=t)
-        items.append((f"bl:{key}", p, {"kind": "bullets", "count": k}))
-    # max words
-    for i in range(150):
-        n = rng.choice([10, 15, 20, 25, 30, 40, 50])
-        v = rng.choice(concepts)
-        a, b, _, _ = rng.choice(PAIRS)
-        t = rng.choice(TASKS)
-        why = rng.choice(WHY_QUESTIONS)
-        biz = rng.choice(BUSINESSES)
-        piece = rng.choice(SHORT_PIECES)
-        tpl = rng.choice(MAXW_T)
-        if "{c}" in tpl:
-            key = v["c"]
-        elif "{why}" in tpl:
-            key = why
-        elif "{a}" in tpl:
-            key = a + b
-        else:
-            key = t if "{t}" in tpl else (biz if "{biz}" in tpl else piece)
-        p = tpl.format(N=n, t=t, why=why, a=a, b=b, biz=biz, piece=piece, **v)
-        items.append((f"mw:{key}", p, {"kind": "max_words", "count": n}))
-    # starts with
-    for i in range(110):
-        text, tpl = rng.choice(STARTS)
-        v = rng.choice(concepts)
-        a, b, ctx, _ = rng.choice(PAIRS)
-        fill = dict(why=rng.choice(WHY_QUESTIONS), c=v["c"], story=rng.choice(STORY_SCENARIOS), letter=rng.choice(LETTERS),
-                    t=rng.choice(TASKS), fact=rng.choice(FUN_FACT_TOPICS), q1=rng.choice(ONE_WORD_QUESTIONS),
-                    cmp=f"is {a} better than {b}{' ' + ctx if ctx else ''}?", news=rng.choice(NEWS),
-                    welcome=rng.choice(WELCOME), skill=rng.choice(SKILLS))
-        p = tpl.format(**fill)
-        key = re.findall(r"\{(\w+)\}", tpl)[0]
-        items.append((f"sw:{fill[key]}", p, {"kind": "starts_with", "text": text}))
-    # contains
-    for i in range(110):
-        r = rng.random()
-        if r < 0.15:
-            tag = rng.choice(HASHTAGS)
-            ann = rng.choice(ANNOUNCEMENTS)
-            p = f"Write a social media post announcing {ann}, and include the hashtag {tag}."
-            items.append((f"ct:{ann}", p, {"kind": "contains", "text": tag}))
-            continue
-        if r < 0.27:
-            order = f"{rng.choice('ABCDEFGHJK')}{rng.randint(1000, 9999)}"
-            who = rng.choice(["a customer who asked when their order will arrive",
-                              "a customer who wants to return a damaged item",
-                              "a customer who was charged twice"])
-            p = f"Write a short, friendly reply to {who}. Include their order number, {order}."
-            items.append((f"ct:{who}:{order}", p, {"kind": "contains", "text": order}))
-            continue
-        kind, words, tpl = rng.choice(CONTAINS)
-        w = rng.choice(words)
-        v = rng.choice(concepts)
-        fill = dict(topic=rng.choice(POEM_TOPICS), w=w, product=rng.choice(PRODUCTS), c=v["c"], t=rng.choice(TASKS))
-        key = {"poem": "topic", "product": "product", "explain": "c", "tips": "t"}[kind]
-        items.append((f"ct:{fill[key]}", tpl.format(**fill), {"kind": "contains", "text": w}))
+    for x in LIST_SUBJECTS_V:
+        k = rng.choice([3, 4, 5, 6, 7])
+        n = NUM_WORDS[k] if rng.random() < 0.6 else str(k)
+        items.append((x, rng.choice(LIST_TEMPLATES).format(x=x, n=n)))
     return items
+
+
+def extra_comparisons(rng: random.Random):
+    items = []
+    for a, b, ctx, choice in PAIRS_V:
+        tpl = rng.choice(COMPARE_ANY + (COMPARE_CHOICE if choice else COMPARE_CONCEPT))
+        c = f" {ctx}" if ctx else ""
+        items.append((f"{a}|{b}", tpl.format(a=a, b=b, A=cap(a), ctx=c, persona=rng.choice(PERSONAS))))
+    return items
+
+
+VALIDATION_EXTRAS = {"rewriting": extra_rewriting, "summarising": extra_summarising, "lists": extra_lists,
+                     "comparisons": extra_comparisons}
 
 
 # ---------------------------------------------------------------------------
@@ -1406,59 +1730,127 @@ GENERATORS = {
 }
 
 
-def split_category(category: str, items, seen: set, rng: random.Random):
-    """Group-disjoint split. items: (group, prompt[, check]). Returns (train, heldout) lists of (prompt, check)."""
-    n_train, n_held, per_group = TARGETS[category]
-    groups: dict[str, list] = {}
+def _group(items: list[Item], seen: set) -> dict[str, list[Item]]:
+    """Items by group, dropping prompts already seen in any category."""
+    groups: dict[str, list[Item]] = {}
     for it in items:
-        group, prompt = it[0], it[1]
-        check = it[2] if len(it) > 2 else None
-        h = content_hash(prompt)
+        h = content_hash(it.prompt)
         if h in seen:
             continue
         seen.add(h)
-        groups.setdefault(group, []).append((prompt, check))
+        groups.setdefault(it.group, []).append(it)
+    return groups
+
+
+def _pick(keys: list[str], groups: dict, quota: int, per_group: int, split: str, category: str,
+          answers: Counter) -> list[str]:
+    """Groups for the held-out or validation split, in ``keys`` order, until ``quota`` prompts: at most
+    ANSWER_CAP prompts of the split per answer (``answers`` counts them across categories; yes/no: half the
+    yes/no quota each) and, for format, the FORMAT_QUOTAS mix."""
+    quotas = {b: q[split == "heldout"] for b, q in FORMAT_QUOTAS.items()} if category == "format" else None
+    taken, n, buckets = [], 0, Counter()
+    for k in keys:
+        if n >= quota:
+            break
+        first = groups[k][0]
+        if quotas is not None and buckets[first.bucket] >= quotas[first.bucket]:
+            continue
+        limit = quotas["yes_no"] // 2 if first.bucket == "yes_no" else ANSWER_CAP[split]
+        if first.answer and answers[first.answer] >= limit:
+            continue
+        taken.append(k)
+        n += len(groups[k][:per_group])
+        answers[first.answer] += 1
+        buckets[first.bucket] += 1
+    return taken
+
+
+def split_category(category: str, items: list[Item], extras: list[Item], seen: set, rng: random.Random,
+                   answers: dict[str, Counter]):
+    """Group-disjoint split into (train, validation, heldout) lists of Items.  Held-out takes the first groups
+    of a shuffle and train the rest, as before validation existed; validation takes the groups neither uses,
+    then ``extras`` (topics written for validation only)."""
+    n_train, n_val, n_held, per_group = TARGETS[category]
+    groups = _group(items, seen)
     keys = list(groups)
     rng.shuffle(keys)
-    if category == "format":
-        # stratify held-out groups over check kinds: round-robin over the "<kind>:" key prefixes
-        buckets: dict[str, list] = {}
-        for k in keys:
-            buckets.setdefault(k.split(":", 1)[0], []).append(k)
-        keys = []
-        while any(buckets.values()):
-            for b in buckets.values():
-                if b:
-                    keys.append(b.pop(0))
-    held, train = [], []
-    for k in keys:
-        if len(held) < n_held:
-            held.extend(groups[k][:per_group])
-        else:
-            train.extend(groups[k])
-    held = held[:n_held]
-    if len(held) < n_held or len(train) < n_train:
-        raise SystemExit(f"{category}: not enough prompts (held {len(held)}/{n_held}, train {len(train)}/{n_train})")
+    held_keys = _pick(keys, groups, n_held, per_group, "heldout", category, answers["heldout"])
+    held_set = set(held_keys)
+    held = [it for k in held_keys for it in groups[k][:per_group]][:n_held]
+    train = [it for k in keys if k not in held_set for it in groups[k]]
     rng.shuffle(train)
-    return train[:n_train], held
+    train = train[:n_train]
+    used = held_set | {it.group for it in train}
+    extra_groups = _group(extras, seen)
+    assert not set(extra_groups) & set(groups), f"{category}: a validation-only topic is also a regular one"
+    pool = {**{k: groups[k] for k in keys if k not in used}, **extra_groups}
+    val_keys = _pick(list(pool), pool, n_val, per_group, "validation", category, answers["validation"])
+    val = [it for k in val_keys for it in pool[k][:per_group]]
+    val = val[:n_val]
+    if len(held) < n_held or len(train) < n_train or len(val) < n_val:
+        raise SystemExit(f"{category}: not enough prompts (train {len(train)}/{n_train}, "
+                         f"validation {len(val)}/{n_val}, heldout {len(held)}/{n_held})")
+    return train, val, held
 
 
 def build():
+    """{split: rows} and {split: {(category, group)}}."""
     seen: set[str] = set()
-    out = {"train": [], "heldout": []}
+    out: dict[str, list] = {s: [] for s in SPLITS}
+    groups: dict[str, set] = {s: set() for s in SPLITS}
+    answers = {s: Counter() for s in SPLITS}
     for category, gen in GENERATORS.items():
         rng = random.Random(f"{SEED}:{category}")
-        train, held = split_category(category, gen(rng), seen, rng)
-        for split, rows in (("train", train), ("heldout", held)):
-            for i, (prompt, check) in enumerate(rows, 1):
-                rec = {"id": f"{category}-{split}-{i:04d}", "category": category, "prompt": prompt}
-                if check is not None:
-                    rec["check"] = check
+        items = [it if isinstance(it, Item) else Item(*it) for it in gen(rng)]
+        extra = VALIDATION_EXTRAS.get(category)
+        extras = [Item(*it) for it in extra(random.Random(f"{SEED}:{category}:validation"))] if extra else []
+        for split, rows in zip(SPLITS, split_category(category, items, extras, seen, rng, answers)):
+            for i, it in enumerate(rows, 1):
+                rec = {"id": f"{category}-{split}-{i:04d}", "category": category, "prompt": it.prompt}
+                if it.check is not None:
+                    rec["check"] = it.check
+                    rec["reference"] = it.reference
                 out[split].append(rec)
+                groups[split].add((category, it.group))
     # Interleave categories so that any prefix of a file (generate.max_prompts, eval.max_prompts) covers them all.
     for split, rows in out.items():
         random.Random(f"{SEED}:order:{split}").shuffle(rows)
-    return out
+    return out, groups
+
+
+def answer_share_problems(rows: list[dict], share: float) -> list[str]:
+    """Answer texts (each reference, and "Yes.", "No.", "Paris") right for more than ``share`` of checkable rows."""
+    checked = [r for r in rows if "check" in r]
+    limit = int(share * len(checked))
+    problems = []
+    for text in dict.fromkeys([r["reference"] for r in checked] + ["Yes.", "No.", "Paris"]):
+        hits = sum(checks.score(r["check"], text) for r in checked)
+        if hits > limit:
+            problems.append(f"{text!r} is right for {hits} of {len(checked)} checkable prompts (limit {limit})")
+    return problems
+
+
+def assert_corpus(data: dict, groups: dict) -> None:
+    for split, rows in data.items():
+        hs = [content_hash(r["prompt"]) for r in rows]
+        assert len(hs) == len(set(hs)), f"duplicate prompts within {split}"
+        assert len({r["id"] for r in rows}) == len(rows), f"duplicate ids within {split}"
+        for r in rows:
+            if r["category"] in CHECKABLE:
+                checks.validate_check(r["check"])
+                assert checks.score(r["check"], r["reference"]), f"{r['id']}: reference fails its check"
+                assert not echo_passes(Item("", r["prompt"], r["check"])), f"{r['id']}: the prompt passes its check"
+    for i, a in enumerate(SPLITS):
+        for b in SPLITS[i + 1:]:
+            assert not {content_hash(r["prompt"]) for r in data[a]} & {content_hash(r["prompt"]) for r in data[b]}, \
+                f"{a} and {b} share a prompt"
+            assert not groups[a] & groups[b], f"{a} and {b} share a topic group"
+    assert len(data["train"]) >= 1400 and len(data["heldout"]) >= 300 and len(data["validation"]) >= 100
+    assert sum("check" in r for r in data["heldout"]) >= 100
+    assert {r["category"] for r in data["validation"]} == set(GENERATORS)
+    for split, share in MAX_ANSWER_SHARE.items():
+        problems = answer_share_problems(data[split], share)
+        assert not problems, f"{split}: " + "; ".join(problems)
 
 
 def main(argv=None) -> int:
@@ -1466,18 +1858,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
                     help="output directory (default: the prompts/ directory)")
     args = ap.parse_args(argv)
-    data = build()
-
-    hashes = {}
-    for split, rows in data.items():
-        hs = [content_hash(r["prompt"]) for r in rows]
-        assert len(hs) == len(set(hs)), f"duplicate prompts within {split}"
-        hashes[split] = set(hs)
-        ids = [r["id"] for r in rows]
-        assert len(ids) == len(set(ids)), f"duplicate ids within {split}"
-    assert not (hashes["train"] & hashes["heldout"]), "train and heldout overlap"
-    assert len(data["train"]) >= 1400 and len(data["heldout"]) >= 260
-    assert sum(1 for r in data["heldout"] if "check" in r) >= 80
+    data, groups = build()
+    assert_corpus(data, groups)
 
     args.out.mkdir(parents=True, exist_ok=True)
     for split, rows in data.items():
@@ -1485,14 +1867,14 @@ def main(argv=None) -> int:
             for r in rows:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
-    print(f"{'category':<16} {'train':>6} {'heldout':>8}")
+    print(f"{'category':<16} {'train':>6} {'validation':>11} {'heldout':>8}")
     for category in GENERATORS:
-        n_tr = sum(1 for r in data["train"] if r["category"] == category)
-        n_he = sum(1 for r in data["heldout"] if r["category"] == category)
-        print(f"{category:<16} {n_tr:>6} {n_he:>8}")
-    n_chk = sum(1 for r in data["heldout"] if "check" in r)
-    print(f"{'total':<16} {len(data['train']):>6} {len(data['heldout']):>8}  (checkable heldout: {n_chk})")
-    print(f"wrote {args.out / 'train.jsonl'} and {args.out / 'heldout.jsonl'}")
+        counts = [sum(1 for r in data[s] if r["category"] == category) for s in SPLITS]
+        print(f"{category:<16} {counts[0]:>6} {counts[1]:>11} {counts[2]:>8}")
+    print(f"{'total':<16} {len(data['train']):>6} {len(data['validation']):>11} {len(data['heldout']):>8}")
+    checkable = [sum("check" in r for r in data[s]) for s in SPLITS]
+    print(f"{'checkable':<16} {checkable[0]:>6} {checkable[1]:>11} {checkable[2]:>8}")
+    print("wrote " + ", ".join(str(args.out / f"{s}.jsonl") for s in SPLITS))
     return 0
 
 

@@ -7,7 +7,6 @@ cd "$ROOT"
 bash scripts/setup.sh
 VENV="${DISTILL_VENV:-.venv}"
 [[ "$VENV" == /* ]] || VENV="$ROOT/$VENV"
-nvidia-smi -L >/dev/null 2>&1 || export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}"
 (( $# )) || set -- -q tests
 rc=0
 "$VENV/bin/python" -m pytest "$@" || rc=$?

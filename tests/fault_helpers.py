@@ -4,7 +4,7 @@
   engine core and worker processes), its output collected by a thread with timestamps.
 * `FakeBackend`: a deterministic stand-in for the teacher engine (generate.run accepts any backend), for faults
   that do not depend on vLLM (a failing write) and so should not cost a 30 s engine start.
-* `python tests/fault_helpers.py generate CONFIG [k=v ...]`: the real `python -m generate` command line with
+* `python tests/fault_helpers.py generate CONFIG [k=v ...]`: the real `distill generate` command line with
   FakeBackend in place of the engine (used with a file-size limit set in the child).
 """
 
@@ -24,7 +24,7 @@ PY = sys.executable
 
 
 class Child:
-    """`python -m <stage> ...` in a new session; `.lines` holds (seconds since start, text) as they arrive."""
+    """`python -m distill.<stage> ...` in a new session; `.lines` holds (seconds since start, text) as they arrive."""
 
     def __init__(self, args: list[str], env: dict | None = None, preexec_fn=None):
         self.t0 = time.monotonic()
@@ -143,7 +143,7 @@ class FakeBackend:
     def _result(self, ids: list[int], n_tokens: int, k: int, sample: int):
         import numpy as np
 
-        from generate.backends import Result
+        from distill.generate.backends import Result
 
         seed = int.from_bytes(hashlib.sha256(repr((ids, sample)).encode()).digest()[:8], "little")
         rng = np.random.default_rng(seed)
@@ -177,11 +177,11 @@ def _main(argv: list[str]) -> int:
     if argv[:1] != ["generate"]:
         print("usage: python tests/fault_helpers.py generate CONFIG [key=value ...]", file=sys.stderr)
         return 2
-    import generate.run
-    from generate.__main__ import main
+    import distill.generate.run
+    from distill.cli import stage_main
 
-    generate.run.make_backend = lambda cfg, tokenizer: FakeBackend()
-    return main(argv[1:])
+    distill.generate.run.make_backend = lambda cfg, tokenizer: FakeBackend()
+    return stage_main("generate", argv[1:])
 
 
 if __name__ == "__main__":

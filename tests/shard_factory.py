@@ -12,6 +12,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from distill import shards
+from distill.files import atomic_write, sha256_bytes
+from distill.models import weights_fingerprint
 
 PROMPTS = [
     "Explain why the sky looks blue.",
@@ -60,7 +62,7 @@ def write_shard_set(model_dir: Path, out_dir: Path, *, prompts: list[str] = PROM
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = shards.new_manifest(
         teacher={"name": str(model_dir), "backend": "transformers", "logits_size": model.config.vocab_size,
-                 "weights_sha256": shards.weights_fingerprint(str(model_dir)), "dtype": "float32"},
+                 "weights_sha256": weights_fingerprint(str(model_dir)), "dtype": "float32"},
         tokenizer=shards.tokenizer_fingerprint(tokenizer), mode="generate", k=k, logprobs_mode="raw_logprobs",
         codec=codec, prob_step=prob_step,
         sampling={"temperature": 1.0, "top_p": 1.0, "max_tokens": max_new_tokens, "n": 1, "seed": seed, "stop": []},
@@ -70,10 +72,10 @@ def write_shard_set(model_dir: Path, out_dir: Path, *, prompts: list[str] = PROM
         batch = records[index : index + shard_size]
         data = shards.encode_shard(batch, codec)
         name = shards.shard_name(index // shard_size, codec)
-        shards.atomic_write(out_dir / name, data)
+        atomic_write(out_dir / name, data)
         manifest["shards"].append({"file": name, "index": index // shard_size, "records": len(batch),
                                    "tokens": sum(len(r["response_token_ids"]) for r in batch),
-                                   "bytes": len(data), "sha256": shards.sha256_bytes(data)})
+                                   "bytes": len(data), "sha256": sha256_bytes(data)})
     manifest["counts"]["records"] = len(records)
     manifest["counts"]["tokens"] = sum(s["tokens"] for s in manifest["shards"])
     manifest["complete"] = True

@@ -52,7 +52,7 @@ CATALOGUE = [
      "{corpus}:2: generate.mode=score needs a response for every prompt"),
     # ---- generate: settings and the output folder ----
     ("k_zero", "generate", "generate.k=0", "config key generate.k: must be at least 1, got 0"),
-    ("k_above_limit", "generate", "generate.k=5000", "config key generate.k: 5000 is above the maximum of 1000"),
+    ("k_above_limit", "generate", "generate.k=5000", "config key generate.k: must be at most 1000, got 5000"),
     ("teacher_missing", "generate", "teacher.model names a folder that does not exist",
      "teacher.model {tmp}/no-such-model: no such model folder"),
     ("openai_without_base_url", "generate", "teacher.backend=openai and no teacher.base_url",
@@ -77,7 +77,7 @@ CATALOGUE = [
     ("student_other_tokenizer", "train", "student.model is a model whose tokenizer has one extra token",
      "student tokenizer differs from the teacher's ({folder}/manifest.json): vocab 49152 vs 49153 tokens"),
     ("student_missing", "train", "student.model names a folder that does not exist",
-     "student model {tmp}/nope: no such model folder"),
+     "student.model {tmp}/nope: no such model folder"),
     ("student_no_weights", "train", "student.model is a folder with config.json but no weights",
      "student.model {tmp}/empty-student: no model weights (*.safetensors) in the folder"),
     ("student_soft_capped_logits", "train", "student.model is a Gemma 2 model, which soft-caps its logits",
@@ -88,11 +88,11 @@ CATALOGUE = [
     ("config_unknown_key", "config", "train.lrr=1e-3 (typo)", "unknown config key train.lrr; did you mean train.lr?"),
     ("config_wrong_type", "config", "train.max_steps=abc", "config key train.max_steps: expected an integer, got str 'abc'"),
     ("config_bad_choice", "config", "train.kd_loss=kl", "config key train.kd_loss: 'kl' is not one of forward_kl"),
-    ("cli_unknown_key_in_yaml", "cli", "`python -m generate` on a YAML file with generate.temprature: 0",
+    ("cli_unknown_key_in_yaml", "cli", "`distill generate` on a YAML file with generate.temprature: 0",
      "unknown config key generate.temprature; did you mean generate.temperature?"),
-    ("cli_wrong_type_in_yaml", "cli", "`python -m train` on a YAML file with train.lr: fast",
+    ("cli_wrong_type_in_yaml", "cli", "`distill train` on a YAML file with train.lr: fast",
      "config key train.lr: expected a number, got str 'fast'"),
-    ("cli_invalid_yaml", "cli", "`python -m eval` on a YAML file whose line 2 is `  dir: a: b`",
+    ("cli_invalid_yaml", "cli", "`distill eval` on a YAML file whose line 2 is `  dir: a: b`",
      "{config}:2: invalid YAML (mapping values are not allowed here)"),
     # ---- eval ----
     ("eval_empty_heldout", "eval", "eval.prompts names an empty file", "{heldout}: the corpus holds no prompts"),
@@ -154,19 +154,19 @@ def error_of(fn, *args) -> str:
 
 
 def gen(cfg) -> str:
-    from generate.run import run
+    from distill.generate.run import run
 
     return error_of(run, cfg)
 
 
 def train(cfg) -> str:
-    from train.run import run
+    from distill.train.run import run
 
     return error_of(run, cfg)
 
 
 def evaluate(cfg) -> str:
-    from eval.run import run
+    from distill.eval.run import run
 
     return error_of(run, cfg)
 
@@ -176,7 +176,7 @@ def config(*overrides: str) -> str:
 
 
 def cli(stage: str, path: Path) -> str:
-    out = subprocess.run([PY, "-m", stage, str(path)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([PY, "-m", f"distill.{stage}", str(path)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1, out.stderr[-2000:]
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr[-2000:]
@@ -245,7 +245,7 @@ def make_k_zero(env):
 
 
 def make_k_above_limit(env):
-    return Trial(lambda: gen(env.gen_cfg(env.corpus([{"prompt": "a"}]), "generate.k=5000")))
+    return Trial(lambda: config("generate.k=5000"))
 
 
 def make_teacher_missing(env):
@@ -259,7 +259,7 @@ def make_openai_without_base_url(env):
 
 def _existing_shards(env, teacher: Path) -> Path:
     """A finished shard folder in run.dir, written by generate itself (FakeBackend stands in for the engine)."""
-    from generate.run import run
+    from distill.generate.run import run
 
     corpus = env.corpus([{"id": f"p{i}", "prompt": f"prompt {i}"} for i in range(4)])
     run(env.gen_cfg(corpus, f"teacher.model={teacher}"), backend=FakeBackend())
@@ -468,14 +468,14 @@ def shards(tiny_teacher, tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def no_engine(monkeypatch):
     """A bad input must be refused before any engine (a 30 s start) is started."""
-    import eval.run
+    import distill.eval.run as eval_run
     import generate.run
 
     def refuse(*args, **kwargs):
         raise AssertionError("an engine was started for a bad input")
 
     monkeypatch.setattr(generate.run, "make_backend", refuse)
-    monkeypatch.setattr(eval.run, "start_engine", refuse)
+    monkeypatch.setattr(eval_run, "start_model_engine", refuse)
 
 
 def snapshot(paths: list[Path]) -> dict:

@@ -53,8 +53,13 @@ BAD_CONFIGS = [
     ("student:\n  from_teacher_layers: null\n", "config key student.model is required unless student.from_teacher_layers"),
     ("train:\n  lr: [1\nrun:\n  dir: x\n", "c.yaml:3: invalid YAML"),
     ("- a\n- b\n", "expected a mapping of sections at the top level"),
-    ("train:\n  jsd_beta: 1.5\n", "config key train.jsd_beta: must be in (0, 1), got 1.5"),
-    ("train:\n  save_total_limit: 0\n", "config keys train.save_steps and train.save_total_limit: must be at least 1"),
+    ("train:\n  jsd_beta: 1.5\n", "config key train.jsd_beta: must be below 1, got 1.5"),
+    ("train:\n  save_total_limit: 0\n", "config key train.save_total_limit: must be at least 1, got 0"),
+    ("train:\n  lora:\n    enabled: maybe\n", "config key train.lora.enabled: expected true or false, got str 'maybe'"),
+    ("eval:\n  prompts: []\n", "config key eval.prompts: must not be empty"),
+    ("train:\n  w_ce: 0\n  w_kd: 0\n", "config keys train.w_ce and train.w_kd: must not both be 0"),
+    ("generate:\n  mode: score\n  n: 2\n", "config key generate.n: must be 1 in scoring mode"),
+    ("generate:\n  k: 5000\n", "config key generate.k: must be at most 1000, got 5000"),
 ]
 
 
@@ -81,3 +86,29 @@ def test_accelerate_configs_load_in_accelerate(path):
 
     config = load_config_from_file(str(path))
     assert config.distributed_type.value in {"MULTI_GPU", "FSDP", "DEEPSPEED"}, config.distributed_type
+
+
+def _leaves(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def test_default_yaml_lists_only_what_differs_from_the_code_defaults_each_with_a_reason():
+    """One home for every default: the YAML repeats no code default, and says why it differs."""
+    import yaml
+
+    from distill.config import Config
+
+    path = REPO / "configs" / "default.yaml"
+    text = path.read_text()
+    code = Config().model_dump()
+    for key, value in _leaves(yaml.safe_load(text)):
+        node = code
+        for part in key.split("."):
+            node = node[part]
+        assert node != value, f"{path}: {key}: {value!r} repeats the default in distill/config.py"
+        line = next(ln for ln in text.splitlines() if ln.strip().startswith(key.split(".")[-1] + ":"))
+        assert "#" in line, f"{path}: {key} has no comment saying why it differs"

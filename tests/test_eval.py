@@ -23,13 +23,16 @@ from distill.errors import DistillError
 from shard_factory import PROMPTS, write_shard_set
 
 PY = sys.executable
-KEYS = ["heldout_kl", "top1_agreement", "heldout_nll", "exact_accuracy", "rouge_l", "params", "size_mb",
-        "tokens_per_s", "ttft_s", "mean_response_tokens", "repetition_rate", "empty_rate", "cutoff_rate"]
+KEYS = ["heldout_kl", "heldout_kl_full", "top1_agreement", "heldout_nll", "own_answer_reverse_kl",
+        "own_answer_teacher_logprob", "exact_accuracy", "rouge_l", "params", "size_mb", "tokens_per_s",
+        "tokens_per_s_min", "tokens_per_s_max", "ttft_s", "engine_peak_rss_mb", "mean_response_tokens",
+        "repetition_rate", "empty_rate", "cutoff_rate", "tasks"]
 HELDOUT = [
     {"id": "h1", "category": "arithmetic", "prompt": "What is 2 + 2?", "check": {"kind": "number", "answer": 4, "tolerance": 0}},
-    {"id": "h2", "category": "format", "prompt": "Answer yes or no: is ice cold?", "check": {"kind": "yes_no"}},
+    {"id": "h2", "category": "format", "prompt": "Answer yes or no: is ice cold?", "check": {"kind": "yes_no", "answer": "yes"}},
     {"id": "h3", "category": "explanation", "prompt": "Why is the ocean salty?"},
-    {"id": "h4", "category": "lists", "prompt": "Name two planets.", "check": {"kind": "bullets", "count": 2}},
+    {"id": "h4", "category": "lists", "prompt": "Name two planets.",
+     "check": [{"kind": "bullets", "count": 2}, {"kind": "all_words", "items": [["mars", "venus", "earth", "jupiter"]]}]},
     {"id": "h5", "category": "writing", "prompt": "Write a short poem about rain."},
     {"id": "h6", "category": "arithmetic", "prompt": PROMPTS[2]},  # also a training prompt: overlap 1
 ]
@@ -75,7 +78,7 @@ def make_cfg(env, *extra, run_dir=None):
 
 @pytest.fixture(scope="module")
 def full(env) -> Path:
-    from eval.run import run
+    from distill.eval.run import run
 
     return run(make_cfg(env))
 
@@ -93,12 +96,29 @@ def test_full_run_report(full, capsys):
         assert m["params"] > 0 and m["size_mb"] > 0 and m["tokens_per_s"] > 0 and m["ttft_s"] > 0
         rows = read_jsonl(full / "generations" / f"{name}.jsonl")
         assert len(rows) == len(HELDOUT)
-        assert {"set", "prompt_id", "category", "check", "response", "response_token_count", "finish_reason"} <= set(rows[0])
+        assert {"set", "prompt_id", "category", "check", "response", "response_token_count", "response_token_ids",
+                "finish_reason"} <= set(rows[0])
         timing = json.loads((full / "generations" / f"{name}.timing.json").read_text())
-        assert timing["tokens"] == sum(r["response_token_count"] for r in rows) and timing["seconds"] > 0
+        # Speed: 3 runs of the same fixed-length work; the report shows their median and spread.
+        runs = timing["tokens_per_s_runs"]
+        assert len(runs) == 3 and min(runs) > 0 and timing["speed_tokens_per_run"] == timing["speed_prompts"] * 16
+        assert m["tokens_per_s_min"] <= m["tokens_per_s"] <= m["tokens_per_s_max"]
+        assert m["engine_peak_rss_mb"] > 100  # the engine worker holds at least the 1 GiB KV cache reservation
     # the teacher scored on its own shards: KL only from the stored top-k's rounding
     assert models["teacher"]["heldout_kl"] < 0.01 and models["teacher"]["top1_agreement"] > 0.95
     assert models["student"]["heldout_kl"] > 0.01 and models["student"]["heldout_nll"] > 0
+    # Full-vocabulary KL beside the top-k one: exactly 0 for the teacher, never below the top-k lower bound.
+    assert models["teacher"]["heldout_kl_full"] == pytest.approx(0.0, abs=1e-5)
+    assert models["student"]["heldout_kl_full"] >= models["student"]["heldout_kl"] - 1e-3
+    # Own answers scored by the teacher: its own are the floor (reverse KL 0 up to the stored rounding).
+    assert models["teacher"]["own_answer_reverse_kl"] < 0.01 < models["student"]["own_answer_reverse_kl"]
+    assert models["student"]["own_answer_teacher_logprob"] < models["teacher"]["own_answer_teacher_logprob"] <= 0
+    own = json.loads((full / "own_answers" / "student" / "manifest.json").read_text())
+    assert own["responses"]["by"] == "model" and own["responses"]["model"] == "student" and own["mode"] == "score"
+    assert models["student_init"]["own_answer_reverse_kl"] is None  # another vocabulary: the teacher cannot score it
+    assert set(models["student"]["tasks"]) >= {h["category"] for h in HELDOUT}  # + "(none)": shards without tasks
+    assert report["degenerate_floor"] is not None and set(report["degenerate_panel"]) >= {"always_yes", "empty",
+                                                                                          "random_tokens"}
     assert models["teacher"]["rouge_l"] is None and models["student"]["rouge_l"] is not None
     assert models["teacher"]["exact_accuracy"] is not None  # 3 checkable prompts
     assert len(read_jsonl(full / "teacher_forced" / "student.jsonl")) == 5
@@ -126,17 +146,18 @@ def test_full_run_report(full, capsys):
         assert matplotlib.image.imread(full / name).ndim == 3
 
     md = (full / "report.md").read_text()
-    assert md.splitlines()[2].startswith("| model | heldout KL | top-1 agreement | exact accuracy | params | tokens/s")
+    assert md.splitlines()[2].startswith("| model | held-out KL (top-k+tail, >=) | full-vocab KL |")
+    assert "lower bound" in md and "Exact-accuracy floor" in md
     assert "undistilled" in md and "SFT-only" in md
 
 
 def test_rebuild_gives_identical_numbers(full, env):
-    from eval.report import build_report
+    from distill.eval.report import build_report
 
     before = (full / "report.json").read_text()
     build_report(full)
     assert (full / "report.json").read_text() == before
-    out = subprocess.run([PY, "-m", "eval.report", str(env["run_dir"])], cwd=REPO, capture_output=True, text=True,
+    out = subprocess.run([PY, "-m", "distill.eval.report", str(env["run_dir"])], cwd=REPO, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert f"[eval] report: {full / 'report.md'}" in out.stdout and "speed-up vs teacher" in out.stdout
@@ -144,22 +165,22 @@ def test_rebuild_gives_identical_numbers(full, env):
 
 
 def test_resume_runs_no_model(full, env, monkeypatch):
-    import eval.run
-    import train.teacher_forced
+    import distill.eval.run as eval_run
+    import distill.scoring as scoring
 
     def refuse(*args, **kwargs):
         raise AssertionError("a finished model was run again")
 
-    monkeypatch.setattr(eval.run, "start_engine", refuse)
-    monkeypatch.setattr(train.teacher_forced, "evaluate_on_shards", refuse)
+    monkeypatch.setattr(eval_run, "start_model_engine", refuse)
+    monkeypatch.setattr(scoring, "evaluate_on_shards", refuse)
     stamps = {p: p.stat().st_mtime_ns for p in (full / "generations").iterdir()}
-    eval.run.run(make_cfg(env))
+    eval_run.run(make_cfg(env))
     assert stamps == {p: p.stat().st_mtime_ns for p in (full / "generations").iterdir()}
 
 
 def test_a_model_the_loss_cannot_score_is_skipped_with_the_reason(full, env, tmp_path, monkeypatch):
-    import eval.run
-    import train.teacher_forced
+    import distill.eval.run as eval_run
+    import distill.scoring as scoring
     from distill.errors import DistillError
 
     run_dir = tmp_path / "run"
@@ -171,9 +192,9 @@ def test_a_model_the_loss_cannot_score_is_skipped_with_the_reason(full, env, tmp
     def soft_capped(model, name):  # what train.checks.check_logits_path says of a Gemma 2 student
         raise DistillError(f"{name}: Gemma2ForCausalLM does more to its logits than its output layer")
 
-    monkeypatch.setattr(eval.run, "start_engine", lambda *a, **k: (_ for _ in ()).throw(AssertionError("engine")))
-    monkeypatch.setattr(train.teacher_forced, "check_logits_path", soft_capped)
-    report = json.loads((eval.run.run(make_cfg(env, run_dir=run_dir)) / "report.json").read_text())
+    monkeypatch.setattr(eval_run, "start_model_engine", lambda *a, **k: (_ for _ in ()).throw(AssertionError("engine")))
+    monkeypatch.setattr(scoring, "check_logits_path", soft_capped)
+    report = json.loads((eval_run.run(make_cfg(env, run_dir=run_dir)) / "report.json").read_text())
     student = report["models"]["student"]
     assert student["heldout_kl"] is None and student["rouge_l"] is not None and student["tokens_per_s"] > 0
     assert "does more to its logits than its output layer" in report["skipped"]["student"]
@@ -186,16 +207,16 @@ def closed_port() -> int:
 
 
 def test_unreachable_judge_endpoint_is_reported_missing(full, env, tmp_path, monkeypatch, capsys):
-    import eval.run
+    import distill.eval.run as eval_run
 
     run_dir = tmp_path / "run"
     shutil.copytree(env["run_dir"], run_dir)  # generations resume (same weights); the judge settings changed
-    monkeypatch.setattr(eval.run, "start_engine", lambda *a, **k: (_ for _ in ()).throw(AssertionError("engine")))
+    monkeypatch.setattr(eval_run, "start_model_engine", lambda *a, **k: (_ for _ in ()).throw(AssertionError("engine")))
     monkeypatch.setenv("EVAL_TEST_KEY", SECRET)
     cfg = make_cfg(env, "eval.judge.backend=openai", f"eval.judge.base_url=http://127.0.0.1:{closed_port()}/v1",
                    "eval.judge.max_retries=1", "eval.judge.api_key_env=EVAL_TEST_KEY", "eval.judge.model=judge",
                    run_dir=run_dir)
-    out = eval.run.run(cfg)
+    out = eval_run.run(cfg)
     report = json.loads((out / "report.json").read_text())
     assert "did not answer after 1 retries" in report["judge"]["missing"]["student_vs_student_init"]
     assert report["judge"]["pairs"] == {}
@@ -208,14 +229,14 @@ def test_unreachable_judge_endpoint_is_reported_missing(full, env, tmp_path, mon
 
 
 def test_user_errors_before_any_engine(env, tmp_path):
-    from eval.run import run
+    from distill.eval.run import run
 
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     with pytest.raises(DistillError, match="no prompts"):
         run(make_cfg(env, f"eval.prompts=[{env['heldout']}, {empty}]"))
-    with pytest.raises(DistillError, match="no prompts"):
-        run(make_cfg(env, "eval.max_prompts=0"))
+    with pytest.raises(DistillError, match="eval.max_prompts: must be at least 1"):
+        make_cfg(env, "eval.max_prompts=0")
     with pytest.raises(DistillError, match=r"eval\.models\.student: .*does not exist"):
         run(make_cfg(env, f"eval.models={{teacher: {env['teacher']}, student: {tmp_path / 'nope'}}}"))
     with pytest.raises(DistillError, match="model student: .*does not exist"):
@@ -224,26 +245,26 @@ def test_user_errors_before_any_engine(env, tmp_path):
     # the command line: one-line error, exit 1
     config = tmp_path / "c.yaml"
     config.write_text(f"run:\n  dir: {env['run_dir']}\nteacher:\n  model: {env['teacher']}\neval:\n  prompts: [{empty}]\n")
-    out = subprocess.run([PY, "-m", "eval", str(config)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([PY, "-m", "distill.eval", str(config)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
 
 
 def test_ctrl_c_says_rerun_resumes(monkeypatch, capsys, env):
-    import eval.run
-    from eval.__main__ import main
+    import distill.eval.run as eval_run
+    from distill.cli import stage_main
 
     def interrupted(cfg):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(eval.run, "run", interrupted)
+    monkeypatch.setattr(eval_run, "run", interrupted)
     config = env["root"] / "ctrl-c.yaml"
     config.write_text(f"run:\n  dir: {env['run_dir']}\n")
-    assert main([str(config)]) == 130
+    assert stage_main("eval", [str(config)]) == 130
     assert "rerun the same command to resume" in capsys.readouterr().err
 
 
 def test_overlap_counts_training_prompts(env):
-    from eval.run import load_sets, overlap_counts
+    from distill.eval.run import load_sets, overlap_counts
 
     sets = load_sets(make_cfg(env))
     assert overlap_counts(sets, env["run_dir"] / "shards" / "train")["sets"] == {"heldout": 1}
@@ -253,8 +274,8 @@ def test_overlap_counts_training_prompts(env):
 
 @pytest.mark.skipif(not (SHARED / "prompts" / "mt_bench.jsonl").is_file(), reason="../shared is not present")
 def test_mt_bench_as_heldout_set(env):
-    from eval import metrics
-    from eval.run import load_sets, overlap_counts
+    from distill.eval import metrics
+    from distill.eval.run import load_sets, overlap_counts
 
     source = SHARED / "prompts" / "mt_bench.jsonl"
     sets = load_sets(make_cfg(env, f"eval.prompts=[{source}, {env['heldout']}]"))
@@ -269,7 +290,7 @@ def test_mt_bench_as_heldout_set(env):
 
 def test_report_from_handmade_files(tmp_path):
     """Every headline number recomputed from files written by hand (no model): KL, speed-up, the KD sentences."""
-    from eval.report import build_report
+    from distill.eval.report import build_report
 
     out = tmp_path / "eval"
     for sub in ("generations", "teacher_forced", "judge"):
@@ -282,17 +303,18 @@ def test_report_from_handmade_files(tmp_path):
                       "pairs": [["student", "student_init"]]}}
     (out / "run.json").write_text(json.dumps(plan))
     kl = {"teacher": 0.0, "student": 2.0, "student_init": 8.0, "student_sft": 2.5}
-    seconds = {"teacher": 10.0, "student": 2.0, "student_init": 2.0, "student_sft": 4.0}
+    speeds = {"teacher": [10.0, 9.0, 12.0], "student": [50.0, 40.0, 60.0], "student_init": [50.0, 49.0, 51.0],
+              "student_sft": [25.0, 25.0, 30.0]}
     answers = {"teacher": ["the answer is 4", "yes it is"], "student": ["the answer is 4", "no"],
                "student_init": ["5", "maybe"], "student_sft": ["answer 4", "yes"]}
     for n in names:
         rows = [{"set": "s", "prompt_id": "a", "prompt": "2+2?", "check": {"kind": "number", "answer": 4, "tolerance": 0},
                  "response": answers[n][0], "response_token_count": 4, "finish_reason": "stop"},
-                {"set": "s", "prompt_id": "b", "prompt": "Cold?", "check": {"kind": "yes_no"},
+                {"set": "s", "prompt_id": "b", "prompt": "Cold?", "check": {"kind": "yes_no", "answer": "yes"},
                  "response": answers[n][1], "response_token_count": 6, "finish_reason": "length"}]
         (out / "generations" / f"{n}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         (out / "generations" / f"{n}.timing.json").write_text(json.dumps(
-            {"tokens": 100, "seconds": seconds[n], "ttft_samples_s": [0.3, 0.1, 0.2], "params": 1000, "size_mb": 1.0}))
+            {"tokens_per_s_runs": speeds[n], "ttft_samples_s": [0.3, 0.1, 0.2], "params": 1000, "size_mb": 1.0}))
         # 10 + 30 tokens; KL sums chosen so the token-weighted mean is kl[n]
         tf = [{"id": "a/0", "prompt_id": "a", "tokens": 10, "kl_sum": kl[n] * 10, "nll_sum": 1.0, "top1_agree": 5},
               {"id": "b/0", "prompt_id": "b", "tokens": 30, "kl_sum": kl[n] * 30, "nll_sum": 3.0, "top1_agree": 15}]
@@ -305,16 +327,19 @@ def test_report_from_handmade_files(tmp_path):
     report, headline = build_report(tmp_path)  # a run dir works too
     m = report["models"]
     assert m["student"]["heldout_kl"] == 2.0 and m["student"]["heldout_nll"] == 0.1 and m["student"]["top1_agreement"] == 0.5
-    assert m["student"]["tokens_per_s"] == 50.0 and m["student"]["speedup_vs_teacher"] == 5.0
+    assert m["student"]["tokens_per_s"] == 50.0 and m["student"]["speedup_vs_teacher"] == 5.0  # ratio of medians
+    assert (m["student"]["tokens_per_s_min"], m["student"]["tokens_per_s_max"]) == (40.0, 60.0)
     assert m["student"]["ttft_s"] == 0.2 and m["student"]["cutoff_rate"] == 0.5 and m["student"]["mean_response_tokens"] == 5.0
-    assert m["student"]["exact_accuracy"] == 1.0 and m["student_init"]["exact_accuracy"] == 0.0
+    assert m["student"]["exact_accuracy"] == 0.5 and m["student_init"]["exact_accuracy"] == 0.0  # "no" is wrong
+    assert m["teacher"]["exact_accuracy"] == 1.0
     assert m["student"]["rouge_l"] == 0.5  # 1.0 on "the answer is 4", 0.0 on "no" vs "yes it is"
     assert m["teacher"]["rouge_l"] is None
     sentence = report["comparison"]["sentence"]
     assert "closer to the teacher than the undistilled one" in sentence and "2.000 vs 8.000" in sentence
-    assert "-6.000, -75.0%" in sentence and "KD beat SFT-only" in sentence and "-0.500, -20.0%" in sentence
+    assert "-6.000, -75.0%" in sentence and "KD beat SFT-only" in sentence and "2.000 vs 2.500, ratio 0.80" in sentence
     pair = report["judge"]["pairs"]["student_vs_student_init"]
     assert pair["win_rate"] == 0.75 and pair["wins"] == 1 and pair["ties"] == 1 and pair["n"] == 2
-    assert "5.00x" in headline and headline.splitlines()[0].split()[:3] == ["model", "heldout", "KL"]
+    assert "5.00x" in headline and headline.splitlines()[0].split()[:3] == ["model", "held-out", "KL"]
+    assert "50.0 (40.0-60.0)" in headline
     md = (out / "report.md").read_text()
-    assert md.index("| model | heldout KL") < md.index("closer to the teacher") < md.index("## All metrics")
+    assert md.index("| model | held-out KL") < md.index("closer to the teacher") < md.index("## All metrics")

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from eval import metrics
+from distill.eval import metrics
 
 
 def test_words_lowercase_and_drop_punctuation():
@@ -45,8 +45,8 @@ def test_empty_and_cut_off():
 def test_exact_accuracy_uses_checks_and_skips_uncheckable():
     rows = [
         {"check": {"kind": "number", "answer": 84, "tolerance": 0}, "response": "12 x 7 = 84."},
-        {"check": {"kind": "yes_no"}, "response": "Maybe."},
-        {"check": {"kind": "one_word"}, "response": "Paris."},
+        {"check": {"kind": "yes_no", "answer": "yes"}, "response": "Maybe."},
+        {"check": [{"kind": "one_word"}, {"kind": "word", "accepted": ["Paris"]}], "response": "Paris."},
         {"check": None, "response": "free text"},
         {"response": "no check field"},
     ]
@@ -58,9 +58,12 @@ def test_exact_accuracy_uses_checks_and_skips_uncheckable():
 def test_cut_off_answers_fail_length_checks_only():
     run_on = "dependingdependingdependingdepending"  # what a broken student emits until max_tokens
     rows = [
-        {"check": {"kind": "one_word"}, "response": run_on, "finish_reason": "length"},
-        {"check": {"kind": "max_words", "count": 20}, "response": "leg " * 5, "finish_reason": "length"},
-        {"check": {"kind": "max_words", "count": 20}, "response": "Short and done.", "finish_reason": "stop"},
+        {"check": [{"kind": "one_word"}, {"kind": "word", "accepted": [run_on]}], "response": run_on,
+         "finish_reason": "length"},
+        {"check": [{"kind": "max_words", "count": 20}, {"kind": "word", "accepted": ["leg"]}], "response": "leg " * 5,
+         "finish_reason": "length"},
+        {"check": [{"kind": "max_words", "count": 20}, {"kind": "word", "accepted": ["done"]}],
+         "response": "Short and done.", "finish_reason": "stop"},
         {"check": {"kind": "number", "answer": 750, "tolerance": 0}, "response": "0.75 * 1000 = 750", "finish_reason": "length"},
     ]
     acc, n = metrics.exact_accuracy(rows)

@@ -32,6 +32,7 @@ import pytest
 import yaml
 import zstandard
 
+from configs import generate_config
 from conftest import build_tiny_llama
 from distill import shards as sh
 from distill.config import load_config
@@ -148,7 +149,7 @@ def test_generate_ctrl_c_and_random_sigkills_never_lose_or_corrupt_shards(vteach
 
     # 1. Reference, uninterrupted, with the same slow writes: its timeline sets the kill times.
     ref_dir = tmp_path / "ref"
-    child = Child(["-m", "generate", str(gen_config(tmp_path / "ref.yaml", vteacher, corpus, ref_dir))], env=slow)
+    child = Child(["-m", "distill.generate", str(gen_config(tmp_path / "ref.yaml", vteacher, corpus, ref_dir))], env=slow)
     marks = {}
 
     def ref_progress(now):
@@ -176,7 +177,7 @@ def test_generate_ctrl_c_and_random_sigkills_never_lose_or_corrupt_shards(vteach
     # 2. Ctrl-C once the first shard is in the manifest: stops in time, says how to resume, keeps the shards.
     folder = shard_folder(chains[0])
     config = gen_config(tmp_path / "chain0.yaml", vteacher, corpus, chains[0])
-    child = Child(["-m", "generate", str(config)], env=slow)
+    child = Child(["-m", "distill.generate", str(config)], env=slow)
     try:
         watch(child, folder, lambda now: (m := sh.read_manifest(folder) if sh.MANIFEST in listdir(folder) else None)
               is not None and len(m["shards"]) >= 1)
@@ -229,7 +230,7 @@ def test_generate_ctrl_c_and_random_sigkills_never_lose_or_corrupt_shards(vteach
             start = value
         else:
             offset = value - t_anchor
-        child = Child(["-m", "generate", str(config)], env=slow)
+        child = Child(["-m", "distill.generate", str(config)], env=slow)
         anchor, shard_temps = [], set()
 
         def due(now):
@@ -277,7 +278,7 @@ def test_generate_ctrl_c_and_random_sigkills_never_lose_or_corrupt_shards(vteach
     # 4. Rerun every chain (no slow writes): an unfinished one completes, a finished one is a quick no-op that also
     #    clears a temp file a kill may have left; every chain then equals the uninterrupted run.
     for run_dir in chains:
-        child = Child(["-m", "generate", str(tmp_path / f"{run_dir.name}.yaml")])
+        child = Child(["-m", "distill.generate", str(tmp_path / f"{run_dir.name}.yaml")])
         watch(child, shard_folder(run_dir), lambda now: False)
         assert child.wait(60) == 0, child.tail()
         assert_complete_and_equal(shard_folder(run_dir), reference)
@@ -314,7 +315,7 @@ def complete_checkpoint(ckpts: Path, step: int) -> bool:
 
 
 def run_train(config: Path) -> tuple[int, Child]:
-    child = Child(["-m", "train", str(config)])
+    child = Child(["-m", "distill.train", str(config)])
     try:
         rc = child.wait(timeout=400)
     finally:
@@ -331,7 +332,7 @@ def finish_train(config: Path) -> Child:
 def test_train_ctrl_c_stops_says_how_to_resume_and_rerun_finishes(tiny_teacher, train_shards, tmp_path):
     config, run_dir = train_config(tmp_path, tiny_teacher, train_shards, "sigint")
     ckpts = run_dir / "student" / "checkpoints"
-    child = Child(["-m", "train", str(config)])
+    child = Child(["-m", "distill.train", str(config)])
     try:
         watch(child, ckpts, lambda now: complete_checkpoint(ckpts, 3))
         assert child.proc.poll() is None, child.tail()
@@ -356,7 +357,7 @@ def test_train_sigkill_resumes_and_a_half_written_checkpoint_is_skipped(tiny_tea
     ckpts = run_dir / "student" / "checkpoints"
 
     def kill_after(step: int) -> Child:
-        child = Child(["-m", "train", str(config)])
+        child = Child(["-m", "distill.train", str(config)])
         try:
             watch(child, ckpts, lambda now: complete_checkpoint(ckpts, step))
             assert child.proc.poll() is None, f"train finished before the kill:\n{child.tail()}"
@@ -384,7 +385,7 @@ def test_train_out_of_disk_space_fails_in_one_line_and_rerun_finishes(tiny_teach
     config, run_dir = train_config(tmp_path, tiny_teacher, train_shards, "diskfull")
     out = run_dir / "student"
     out.mkdir(parents=True)
-    (out / "train_log.json").symlink_to("/dev/full")
+    (out / "loss_curves.png").symlink_to("/dev/full")  # written in place, after the log and before the summary
     rc, child = run_train(config)
     assert rc == 1, child.tail()
     last = child.lines[-1][1]
@@ -393,7 +394,7 @@ def test_train_out_of_disk_space_fails_in_one_line_and_rerun_finishes(tiny_teach
     assert not child.seen("Traceback"), child.tail()
     assert not (out / "train_summary.json").exists()  # not marked complete
 
-    (out / "train_log.json").unlink()  # space is back
+    (out / "loss_curves.png").unlink()  # space is back
     finish_train(config)
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["steps"] == 12 and json.loads((out / "train_log.json").read_text())
@@ -403,7 +404,7 @@ def test_train_out_of_disk_space_fails_in_one_line_and_rerun_finishes(tiny_teach
 
 
 def test_eval_ctrl_c_keeps_finished_models_and_rerun_finishes(vteacher, tiny_teacher, tmp_path):
-    from eval.run import generation_settings, load_sets
+    from distill.eval.run import generation_settings, load_sets
 
     heldout = tmp_path / "heldout.jsonl"
     # Enough work (64 x 400 tokens) that the live model is still generating a second after it starts, on a fast machine too.
@@ -430,7 +431,7 @@ def test_eval_ctrl_c_keeps_finished_models_and_rerun_finishes(vteacher, tiny_tea
         "ttft_s": 0.1, "params": None, "size_mb": None, "settings": generation_settings(str(tiny_teacher), sets, cfg)}))
     kept = {p.name: p.read_bytes() for p in gens.iterdir()}
 
-    child = Child(["-m", "eval", str(config)])
+    child = Child(["-m", "distill.eval", str(config)])
     try:
         watch(child, gens, lambda now: child.seen("live: engine up, generating"))
         time.sleep(1.0)
@@ -446,7 +447,7 @@ def test_eval_ctrl_c_keeps_finished_models_and_rerun_finishes(vteacher, tiny_tea
     assert {p.name: p.read_bytes() for p in gens.iterdir() if p.name.startswith("done.")} == kept
     assert not (gens / "live.jsonl").exists() and not [p for p in gens.iterdir() if ".tmp-" in p.name]
 
-    child = Child(["-m", "eval", str(config)])
+    child = Child(["-m", "distill.eval", str(config)])
     try:
         rc = child.wait(timeout=400)
     finally:
@@ -475,14 +476,12 @@ def big_corpus(tmp_path_factory) -> Path:
 
 
 def fake_cfg(teacher: Path, corpus: Path, run_dir: Path, *extra: str):
-    return load_config(None, [f"teacher.model={teacher}", f"generate.prompts={corpus}", "generate.heldout_prompts=null",
-                              f"run.dir={run_dir}", "generate.k=5", "generate.max_tokens=8", "generate.shard_size=2",
-                              "teacher.max_model_len=8192", *extra])
+    return generate_config(teacher, corpus, run_dir, "teacher.max_model_len=8192", *extra, shard_size=2)
 
 
 def test_write_over_the_file_size_limit_fails_in_one_line_and_keeps_earlier_shards(tiny_teacher, big_corpus,
                                                                                  tmp_path):
-    from generate.run import run
+    from distill.generate.run import run
 
     ref_dir = tmp_path / "ref"
     run(fake_cfg(tiny_teacher, big_corpus, ref_dir), backend=FakeBackend())
@@ -525,7 +524,7 @@ def test_write_into_a_read_only_folder_fails_in_one_line_and_keeps_earlier_shard
                                                                                 tmp_path, monkeypatch):
     """chmod 0o555 on the output folder; as root (permissions do not apply) the next shard's path is made a folder
     instead, so its rename fails the same way (EISDIR instead of EACCES)."""
-    from generate.run import run
+    from distill.generate.run import run
 
     ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
     run(fake_cfg(tiny_teacher, big_corpus, ref_dir), backend=FakeBackend())
@@ -565,7 +564,7 @@ def test_kill_between_the_last_shard_and_its_manifest_update_still_completes_on_
     """Found by the SIGKILL trials: the last shard renamed into place, the kill before the manifest listed it. The
     rerun adopts the shard and has nothing left to generate; the manifest on disk must then say complete=true,
     else generate keeps saying "already complete" while train refuses the set as unfinished."""
-    from generate.run import run
+    from distill.generate.run import run
 
     cfg = fake_cfg(tiny_teacher, big_corpus, tmp_path / "run")
     run(cfg, backend=FakeBackend())

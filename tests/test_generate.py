@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from configs import generate_config
 from conftest import REPO, build_tiny_llama
 from distill import shards as sh
 from distill.config import load_config
 from distill.errors import DistillError
-from generate.backends import VllmBackend
-from generate.run import run
+from distill.generate.backends import VllmBackend
+from distill.generate.run import run
 
 PY = sys.executable
 N_PROMPTS = 20
@@ -47,10 +48,7 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def make_cfg(teacher, corpus, run_dir, *extra):
-    return load_config(None, [
-        f"teacher.model={teacher}", f"generate.prompts={corpus}", "generate.heldout_prompts=null",
-        f"run.dir={run_dir}", "generate.k=5", "generate.max_tokens=8", "generate.shard_size=6",
-        "teacher.max_model_len=1024", *extra])
+    return generate_config(teacher, corpus, run_dir, "teacher.max_model_len=1024", *extra)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +98,7 @@ def test_end_to_end_and_rerun_is_noop(engine, teacher, corpus, tmp_path, capsys)
     config = tmp_path / "run.yaml"
     config.write_text(f"run: {{dir: {tmp_path}}}\nteacher: {{model: {teacher}, max_model_len: 1024}}\n"
                       f"generate: {{prompts: {corpus}, heldout_prompts: null, k: 5, max_tokens: 8, shard_size: 6}}\n")
-    out = subprocess.run([PY, "-m", "generate", str(config)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([PY, "-m", "distill.generate", str(config)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "already complete" in out.stdout, out.stderr[-2000:]
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == mtimes
 
@@ -179,13 +177,13 @@ def test_scoring_mode(engine, teacher, tmp_path):
 
 
 def test_config_errors(teacher, corpus, tmp_path):
-    with pytest.raises(DistillError, match="generate.k: 5000 is above the maximum"):
+    with pytest.raises(DistillError, match="generate.k: must be at most 1000, got 5000"):
         run(make_cfg(teacher, corpus, tmp_path, "generate.k=5000"))
     # The CLI turns errors into one line on stderr and exit status 1.
     config = tmp_path / "run.yaml"
     config.write_text(f"run: {{dir: {tmp_path}}}\nteacher: {{model: {tmp_path}/no-such-model}}\n"
                       f"generate: {{prompts: {corpus}, heldout_prompts: null}}\n")
-    out = subprocess.run([PY, "-m", "generate", str(config)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([PY, "-m", "distill.generate", str(config)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
     assert out.stderr.strip().splitlines()[-1] == f"error: teacher.model {tmp_path}/no-such-model: no such model folder"
 
@@ -206,17 +204,16 @@ def test_openai_backend_matches_offline(engine, teacher, corpus, tmp_path, capfd
 
     port = _free_port()
     log = open(tmp_path / "server.log", "w")
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
-    server = subprocess.Popen(
-        # `python -m` entry point: the `vllm` script looks up the "vllm" dist, which vllm-cpu does not register.
-        [PY, "-m", "vllm.entrypoints.openai.api_server", "--model", str(teacher), "--host", "127.0.0.1", "--port", str(port),
-         "--dtype", "float32", "--enforce-eager", "--max-model-len", "1024", "--max-logprobs", "20",
-         "--api-key", key], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    env = {k: v for k, v in os.environ.items() if k != "VLLM_CPU_KVCACHE_SPACE"}  # `distill serve` sets its own
+    server = subprocess.Popen(  # `distill serve` on a model folder; what follows `--` goes to vLLM's server
+        [PY, "-m", "distill.cli", "serve", str(teacher), "--port", str(port), "--max-model-len", "1024",
+         "--", "--max-logprobs", "20", "--api-key", key], stdout=log, stderr=subprocess.STDOUT, env=env,
+        start_new_session=True)
     try:
         deadline = time.time() + 240
         while True:
             assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-            assert time.time() < deadline, "vllm serve did not come up in 240 s"
+            assert time.time() < deadline, "distill serve did not come up in 240 s"
             try:
                 req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/models",
                                              headers={"Authorization": f"Bearer {key}"})

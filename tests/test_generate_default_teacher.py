@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from configs import generate_config
 from distill import shards as sh
-from distill.config import load_config
+from distill.models import weights_fingerprint
 
 pytestmark = pytest.mark.slow
 
@@ -20,17 +21,15 @@ PROMPTS = ["What is the capital of France?", "Name three colours of the rainbow.
 
 
 def test_default_teacher_shards(default_teacher, tmp_path):
-    from generate.backends import VllmBackend
-    from generate.run import run
+    from distill.generate.backends import VllmBackend
+    from distill.generate.run import run
 
     corpus = tmp_path / "p.jsonl"
     corpus.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
 
     def cfg(run_dir, codec):
-        return load_config(None, [
-            f"teacher.model={default_teacher}", f"generate.prompts={corpus}", "generate.heldout_prompts=null",
-            f"run.dir={run_dir}", "generate.k=20", "generate.max_tokens=48", "generate.temperature=0",
-            f"generate.codec={codec}", "generate.shard_size=4"])
+        return generate_config(default_teacher, corpus, run_dir, "generate.temperature=0", f"generate.codec={codec}",
+                               k=20, max_tokens=48, shard_size=4)
 
     backend = VllmBackend(cfg(tmp_path, "compact"))
     try:
@@ -41,7 +40,7 @@ def test_default_teacher_shards(default_teacher, tmp_path):
     folder = tmp_path / "compact" / "shards" / "train"
     manifest = sh.open_shard_set(folder)
     assert manifest["teacher"]["logits_size"] == 49152 and manifest["teacher"]["dtype"] == "float32"
-    assert manifest["teacher"]["weights_sha256"] == sh.weights_fingerprint(str(default_teacher))
+    assert manifest["teacher"]["weights_sha256"] == weights_fingerprint(str(default_teacher))
     assert manifest["counts"]["records"] == len(PROMPTS) and manifest["complete"] and manifest["k"] == 20
     compact = list(sh.read_examples(folder))
     plain = list(sh.read_examples(tmp_path / "plain" / "shards" / "train"))

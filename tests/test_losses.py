@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from train.losses import KDSpec, kd_per_position, loss_sums, top1_agreement_count
+from distill.losses import HELDOUT_KL, KDSpec, kd_per_position, loss_sums, top1_agreement_count
 
 KINDS = ["forward_kl", "reverse_kl", "jsd", "skew_forward_kl", "skew_reverse_kl"]
 
@@ -88,7 +88,7 @@ def test_full_vocabulary_topk_equals_textbook_divergence(kind):
     p = torch.softmax(torch.randn(n, v, generator=g) * 2, dim=-1)
     ids = torch.arange(v).repeat(n, 1)
     for tail in ("bucket", "renormalize"):
-        ours = kd_per_position(logits, ids, p, KDSpec(kind=kind, tail=tail, beta=0.5, alpha=0.1))
+        ours = kd_per_position(logits, ids, p, KDSpec(kind=kind, tail=tail, temperature=1.0, beta=0.5, alpha=0.1))
         ref = dense_divergence(p.double(), torch.softmax(logits.double(), -1), kind, 0.5, 0.1)
         torch.testing.assert_close(ours.double(), ref, rtol=1e-4, atol=1e-5)
 
@@ -96,9 +96,9 @@ def test_full_vocabulary_topk_equals_textbook_divergence(kind):
 def test_forward_kl_is_zero_when_student_equals_teacher_and_positive_otherwise():
     logits = torch.randn(4, 40)
     probs, ids = torch.softmax(logits, -1).topk(10, dim=-1)
-    same = kd_per_position(logits, ids, probs, KDSpec())
+    same = kd_per_position(logits, ids, probs, HELDOUT_KL)
     assert same.abs().max() < 1e-5
-    other = kd_per_position(torch.randn(4, 40), ids, probs, KDSpec())
+    other = kd_per_position(torch.randn(4, 40), ids, probs, HELDOUT_KL)
     assert (other > 0).all()
 
 
@@ -109,7 +109,7 @@ def test_gradients_are_finite_with_padding_and_confident_teacher():
     for kind in KINDS:
         for tail in ("bucket", "renormalize"):
             logits.grad = None
-            kd_per_position(logits, ids, probs, KDSpec(kind=kind, tail=tail)).sum().backward()
+            kd_per_position(logits, ids, probs, KDSpec(kind=kind, tail=tail, temperature=1.0, beta=0.5, alpha=0.1)).sum().backward()
             assert torch.isfinite(logits.grad).all(), (kind, tail)
 
 
@@ -120,7 +120,7 @@ def test_loss_sums_chunked_equals_unchunked_and_matches_direct_computation():
     weight = torch.randn(v, h, requires_grad=True)
     targets = torch.randint(0, v, (n,))
     probs, ids = torch.softmax(torch.randn(n, v) * 3, -1).topk(k, dim=-1)
-    spec = KDSpec(kind="jsd", beta=0.4)
+    spec = KDSpec(kind="jsd", temperature=1.0, tail="bucket", beta=0.4, alpha=0.1)
 
     ce1, kd1 = loss_sums(hidden, weight, None, targets, ids, probs, spec, chunk_rows=5)
     (ce1 + kd1).backward()
@@ -155,9 +155,92 @@ def test_top1_agreement_counts_argmax_matches():
 def test_temperature_scale_factor():
     """T^2 keeps the KD gradient scale comparable across temperatures: check the value includes it."""
     logits, ids, probs = random_case(drop=False)
-    spec = KDSpec(temperature=3.0)
+    spec = KDSpec(kind="forward_kl", temperature=3.0, tail="bucket", beta=0.5, alpha=0.1)
     assert math.isclose(
         kd_per_position(logits.float(), ids, probs, spec)[0].item(),
         dense_reference(logits, ids, probs, spec)[0].item(),
         rel_tol=1e-3,
     )
+
+
+# ---- per-position weights, the on-policy estimate, features, the full-vocabulary KL -----------------------------
+
+
+def test_position_weights_equal_a_dense_weighted_sum_values_and_gradients():
+    g = torch.Generator().manual_seed(3)
+    n, h, v, k = 29, 12, 40, 5
+    hidden = torch.randn(n, h, generator=g, requires_grad=True)
+    weight = torch.randn(v, h, generator=g)
+    targets = torch.randint(0, v, (n,), generator=g)
+    probs, ids = torch.softmax(torch.randn(n, v, generator=g) * 3, -1).topk(k, dim=-1)
+    ce_w, kd_w = torch.rand(n, generator=g), torch.rand(n, generator=g)
+    ce, kd = loss_sums(hidden, weight, None, targets, ids, probs, HELDOUT_KL, chunk_rows=7, ce_weights=ce_w,
+                       kd_weights=kd_w)
+    (ce + kd).backward()
+    dense_h = hidden.detach().clone().requires_grad_(True)
+    logits = dense_h @ weight.T
+    want_ce = (torch.nn.functional.cross_entropy(logits, targets, reduction="none") * ce_w).sum()
+    want_kd = (kd_per_position(logits, ids, probs, HELDOUT_KL) * kd_w).sum()
+    (want_ce + want_kd).backward()
+    torch.testing.assert_close(ce.detach(), want_ce.detach())
+    torch.testing.assert_close(kd.detach(), want_kd.detach())
+    torch.testing.assert_close(hidden.grad, dense_h.grad)
+
+
+def test_sampled_token_estimate_and_its_policy_gradient_equal_the_dense_reference():
+    """estimate = log q(y) - log p(y); the surrogate's gradient is estimate * grad log q(y)."""
+    from distill.losses import sampled_token_sums
+
+    g = torch.Generator().manual_seed(4)
+    n, h, v = 23, 10, 30
+    hidden = torch.randn(n, h, generator=g, requires_grad=True)
+    weight = torch.randn(v, h, generator=g)
+    targets = torch.randint(0, v, (n,), generator=g)
+    teacher_lp = torch.log_softmax(torch.randn(n, v, generator=g), -1).gather(-1, targets[:, None]).squeeze(-1)
+    w = torch.rand(n, generator=g)
+    loss, estimate = sampled_token_sums(hidden, weight, None, targets, teacher_lp, chunk_rows=4, weights=w)
+    loss.backward()
+
+    dense_h = hidden.detach().clone().requires_grad_(True)
+    log_q = torch.log_softmax(dense_h @ weight.T, -1)[torch.arange(n), targets]
+    want_estimate = (log_q.detach() - teacher_lp) * w
+    # grad of sum_t w_t * est_t * log q_t, with est held fixed: the REINFORCE form of grad E_q[log q - log p]
+    (want_estimate * log_q).sum().backward()
+    torch.testing.assert_close(estimate, want_estimate.sum())
+    torch.testing.assert_close(hidden.grad, dense_h.grad)
+
+
+def test_sampled_token_estimate_averages_to_the_reverse_kl():
+    """Over many samples y ~ q, the mean of log q(y) - log p(y) approaches KL(q || p) (one position, dense)."""
+    from distill.losses import sampled_token_terms
+
+    g = torch.Generator().manual_seed(5)
+    log_q = torch.log_softmax(torch.randn(1, 12, generator=g) * 2, -1)
+    log_p = torch.log_softmax(torch.randn(1, 12, generator=g) * 2, -1)
+    ys = torch.multinomial(log_q.exp()[0], 200_000, replacement=True, generator=g)
+    _, estimate = sampled_token_terms(log_q.expand(len(ys), -1), ys, log_p[0, ys])
+    exact = (log_q.exp() * (log_q - log_p)).sum()
+    assert estimate.mean().item() == pytest.approx(exact.item(), abs=0.02)
+
+
+def test_feature_losses_equal_their_definitions():
+    from distill.losses import feature_cosine, feature_mse
+
+    s, t = torch.tensor([[3.0, 4.0], [1.0, 0.0]]), torch.tensor([[3.0, 0.0], [0.0, 2.0]])
+    torch.testing.assert_close(feature_mse(s, t), torch.tensor([8.0, 2.5]))
+    torch.testing.assert_close(feature_cosine(s, t), torch.tensor([1 - 0.6, 1.0]))
+
+
+def test_full_vocab_kl_equals_dense_kl_and_bounds_the_bucket_kl_from_above():
+    from distill.losses import full_vocab_kl_sum
+
+    g = torch.Generator().manual_seed(6)
+    n, h, v = 17, 8, 60
+    hq, hp = torch.randn(n, h, generator=g), torch.randn(n, h, generator=g)
+    wq, wp = torch.randn(v, h, generator=g), torch.randn(v, h, generator=g)
+    log_q, log_p = torch.log_softmax(hq @ wq.T, -1), torch.log_softmax(hp @ wp.T, -1)
+    dense = float((log_p.exp() * (log_p - log_q)).sum())
+    assert full_vocab_kl_sum(hq, wq, None, hp, wp, None, chunk_rows=5) == pytest.approx(dense, rel=1e-5)
+    probs, ids = log_p.exp().topk(10, dim=-1)
+    bucket = float(kd_per_position(hq @ wq.T, ids, probs, HELDOUT_KL).sum())
+    assert bucket <= dense + 1e-5

@@ -4,6 +4,7 @@ teacher and config, shrunk by overrides to a handful of prompts and steps. It gu
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -49,13 +50,23 @@ def test_default_pipeline_end_to_end(tmp_path):
     # Training moved the pruned student towards the teacher, even in 3 steps.
     assert report["models"]["student"]["heldout_kl"] < report["models"]["student_init"]["heldout_kl"]
     assert "top-1 agreement" in out and "[pipeline] done in" in out  # the headline table, then the summary
+    # Library logs go to RUN/logs/<stage>.log, not to the terminal.
+    noise = [ln for ln in out.splitlines() if re.match(r"^\(?(EngineCore|Worker|INFO|WARNING|DEBUG)\b", ln)
+             or "Loading safetensors" in ln or "it/s]Loading weights" in ln]
+    assert not noise, noise[:10]
+    for stage in ("generate", "train", "eval"):
+        assert (run_dir / "logs" / f"{stage}.log").stat().st_size > 0, stage
     assert (run_dir / "eval" / "report.md").is_file() and list((run_dir / "eval").glob("*.png"))
 
     # A rerun finds every stage complete and redoes nothing.
-    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file() and "eval" not in p.parts}
+    def stamps():  # eval rebuilds its report and the logs grow: everything else must stay untouched
+        return {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")
+                if p.is_file() and "eval" not in p.parts and "logs" not in p.parts}
+
+    before = stamps()
     proc = pipeline(run_dir)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
     assert "generations already done" in out, out[-6000:]
-    after = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file() and "eval" not in p.parts}
+    after = stamps()
     assert after == before, sorted(str(p) for p in set(after) ^ set(before) | {p for p in before if before[p] != after.get(p)})

@@ -1,9 +1,8 @@
-"""The stage shell scripts pass a config path and overrides through to Python intact, whatever
+"""The shell scripts pass a config path and overrides through to the `distill` command intact, whatever
 characters they hold (spaces, `$(...)`), and fail with a one-line message on a missing config.
 
-The real stage modules are not run: a fake package on PYTHONPATH that prints its argv as JSON stands
-in for them (for generate/train/eval it shadows the installed package, since PYTHONPATH comes before
-the editable-install finder).
+The real command is not run: a fake `distill` package on PYTHONPATH whose cli.main prints its argv as JSON stands
+in for it (PYTHONPATH comes before the editable-install finder, so the venv's `distill` script imports the fake).
 """
 
 import json
@@ -29,10 +28,9 @@ def setup(tmp_path):
     config = cfg_dir / "tiny config.yaml"
     config.write_text("teacher: models/smollm2-135m-instruct\nmax_prompts: 2\n")
     pkgs = tmp_path / "pkgs"
-    for name in ("fakestage", "generate", "train", "eval"):
-        (pkgs / name).mkdir(parents=True)
-        (pkgs / name / "__init__.py").write_text("")
-        (pkgs / name / "__main__.py").write_text("import json, sys\nprint(json.dumps(sys.argv))\n")
+    (pkgs / "distill").mkdir(parents=True)
+    (pkgs / "distill" / "__init__.py").write_text("")
+    (pkgs / "distill" / "cli.py").write_text("import json, sys\ndef main():\n    print(json.dumps(sys.argv))\n")
     work = tmp_path / "cwd"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(pkgs), os.environ.get("PYTHONPATH")]))}
@@ -53,22 +51,22 @@ def test_run_stage_passes_arguments_intact(setup):
     cmd = ["bash", "-c", 'source "$0"; run_stage fakestage "$@"', str(SCRIPTS / "_common.sh"), str(config), *TRICKY_OVERRIDES]
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert _argv(proc.stdout)[1:] == [str(config), *TRICKY_OVERRIDES]
+    assert _argv(proc.stdout)[1:] == ["fakestage", str(config), *TRICKY_OVERRIDES]
     assert proc.stdout.startswith(f"[fakestage] config={config} overrides=")
     _no_pwned(tmp_path)
 
 
-@pytest.mark.parametrize("stage", ["generate", "train", "eval"])
+@pytest.mark.parametrize("stage", ["generate", "train", "eval", "pipeline"])
 def test_stage_scripts_pass_arguments_intact(setup, stage):
     tmp_path, config, work, env = setup
     proc = subprocess.run(
         ["bash", str(SCRIPTS / f"{stage}.sh"), str(config), "--help", *TRICKY_OVERRIDES],
-        cwd=work, env=env, capture_output=True, text=True, timeout=120,
+        cwd=work, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     argv = _argv(proc.stdout)
-    assert argv[0].endswith(os.path.join("pkgs", stage, "__main__.py"))
-    assert argv[1:] == [str(config), "--help", *TRICKY_OVERRIDES]
+    assert argv[0].endswith(os.path.join("bin", "distill"))
+    assert argv[1:] == [stage, str(config), "--help", *TRICKY_OVERRIDES]
     _no_pwned(tmp_path)
 
 
@@ -79,7 +77,7 @@ def test_relative_config_is_taken_from_the_current_directory(setup):
         cwd=work, env=env, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert _argv(proc.stdout)[1:] == [os.path.relpath(config, work)]
+    assert _argv(proc.stdout)[1:] == ["train", os.path.relpath(config, work)]
 
 
 def test_missing_config_fails_with_one_line(setup):

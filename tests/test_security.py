@@ -79,10 +79,11 @@ def test_trust_remote_code_reaches_every_loader_only_when_switched_on(on, monkey
                                                                       tmp_path):
     import transformers
 
-    from eval.run import start_engine, tokenizer_problem
-    from generate.backends import VllmBackend
-    from generate.run import load_tokenizer
-    from train.student import load_student, load_tokenizer as load_student_tokenizer
+    from distill.eval.generation import start_model_engine
+    from distill.eval.run import tokenizer_problem
+    from distill.generate.backends import VllmBackend
+    from distill.generate.run import teacher_tokenizer
+    from distill.train.student import load_student, load_student_tokenizer
 
     flag = "true" if on else "false"
     cfg = load_config(None, [f"teacher.model={tiny_teacher}", f"teacher.trust_remote_code={flag}",
@@ -92,11 +93,12 @@ def test_trust_remote_code_reaches_every_loader_only_when_switched_on(on, monkey
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", model)
     llm = fake_vllm(monkeypatch)
 
-    for call in (lambda: load_tokenizer(cfg), lambda: VllmBackend(cfg), lambda: start_engine(str(tiny_teacher), cfg),
+    for call in (lambda: teacher_tokenizer(cfg), lambda: VllmBackend(cfg),
+                 lambda: start_model_engine(str(tiny_teacher), cfg),
                  lambda: load_student(tiny_student, cfg), lambda: load_student_tokenizer(tiny_student, cfg)):
         with pytest.raises(DistillError):  # every loader turns the recorder's failure into its one-line error
             call()
-    assert tokenizer_problem(str(tiny_teacher), tmp_path, {}, cfg).startswith("cannot load its tokenizer")
+    assert "cannot load its tokenizer" in tokenizer_problem(str(tiny_teacher), tmp_path, {}, cfg)
     calls = tok.calls + model.calls + llm.calls
     assert len(calls) == 6 and all(c["trust_remote_code"] is on for c in calls), calls
     assert model.calls[0]["use_safetensors"] is True  # no pickle unless student.allow_pickle
@@ -104,14 +106,14 @@ def test_trust_remote_code_reaches_every_loader_only_when_switched_on(on, monkey
 
 def test_eval_gives_each_model_its_own_roles_remote_code_switch(monkeypatch, tiny_teacher, tiny_student, tmp_path):
     """teacher.trust_remote_code=true must not run a student's (or any other model's) code."""
-    from eval.run import start_engine
+    from distill.eval.generation import start_model_engine
 
     cfg = load_config(None, [f"teacher.model={tiny_teacher}", "teacher.trust_remote_code=true",
                              "student.trust_remote_code=false"])
     llm = fake_vllm(monkeypatch)
     for where in (str(tiny_teacher), str(tiny_student)):
         with pytest.raises(DistillError):
-            start_engine(where, cfg)
+            start_model_engine(where, cfg)
     assert [c["trust_remote_code"] for c in llm.calls] == [True, False]
 
 
@@ -124,8 +126,8 @@ def test_pickle_only_student_is_refused_by_the_train_stage_before_anything_is_un
     from safetensors.torch import load_file
 
     from shard_factory import write_shard_set
-    from train.run import run
-    from train.student import load_student
+    from distill.train.run import run
+    from distill.train.student import load_student
 
     student = tmp_path / "pickled"
     shutil.copytree(tiny_student, student)
@@ -236,7 +238,7 @@ def everything_written(folder: Path) -> str:
 
 
 def test_teacher_api_key_reaches_the_server_and_nothing_else(fake_openai, tiny_teacher, tmp_path, monkeypatch, capfd):
-    from generate.run import run
+    from distill.generate.run import run
 
     server = fake_openai()
     corpus = tmp_path / "p.jsonl"
@@ -267,7 +269,7 @@ def test_teacher_api_key_reaches_the_server_and_nothing_else(fake_openai, tiny_t
 
 def _finished_generations(run_dir: Path, cfg, models: dict[str, Path]) -> None:
     """Generation files as eval writes them (settings included), so eval resumes them instead of starting vLLM."""
-    from eval.run import generation_settings, load_sets
+    from distill.eval.run import generation_settings, load_sets
 
     sets = load_sets(cfg)
     gens = run_dir / "eval" / "generations"
@@ -286,7 +288,7 @@ def _finished_generations(run_dir: Path, cfg, models: dict[str, Path]) -> None:
 @pytest.mark.parametrize("mode", ["ok", "reject"])
 def test_judge_api_key_reaches_the_server_and_nothing_else(mode, fake_openai, tiny_teacher, tiny_student, tmp_path,
                                                            monkeypatch, capfd):
-    import eval.run
+    import distill.eval.run as eval_run
 
     server = fake_openai(mode)
     heldout = tmp_path / "heldout.jsonl"
@@ -302,8 +304,8 @@ def test_judge_api_key_reaches_the_server_and_nothing_else(mode, fake_openai, ti
     cfg = load_config(config)
     _finished_generations(run_dir, cfg, models)
     monkeypatch.setenv("DISTILL_TEST_JUDGE_KEY", SECRET)
-    monkeypatch.setattr(eval.run, "start_engine", lambda *a, **k: (_ for _ in ()).throw(AssertionError("engine")))
-    out_dir = eval.run.run(cfg)
+    monkeypatch.setattr(eval_run, "start_model_engine", lambda *a, **k: (_ for _ in ()).throw(AssertionError("engine")))
+    out_dir = eval_run.run(cfg)
     assert server.keys and set(server.keys) == {SECRET}
     rows = [json.loads(line) for line in (out_dir / "judge" / "a_vs_b.jsonl").read_text().splitlines()]
     if mode == "ok":

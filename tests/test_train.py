@@ -50,7 +50,7 @@ def make_cfg(root: Path, shards: Path, teacher: Path, *overrides: str):
 
 
 def run(cfg):
-    from train.run import run as run_train
+    from distill.train.run import run as run_train
 
     return run_train(cfg)
 
@@ -73,7 +73,7 @@ def free_port() -> int:
 
 
 def test_kept_layers_are_evenly_spaced_with_first_and_last():
-    from train.student import kept_layers
+    from distill.train.prune import even_layers as kept_layers
 
     assert kept_layers(2, 1) == [0]
     assert kept_layers(4, 2) == [0, 3]
@@ -85,7 +85,8 @@ def test_kept_layers_are_evenly_spaced_with_first_and_last():
 @pytest.mark.parametrize("n_total,n_keep", [(2, 1), (4, 2)])
 def test_pruned_student_copies_the_teachers_weights(tmp_path, n_total, n_keep):
     from conftest import build_tiny_llama
-    from train.student import kept_layers, make_student_from_teacher
+    from distill.train.prune import even_layers as kept_layers
+    from distill.train.student import make_student_from_teacher
 
     teacher = build_tiny_llama(tmp_path / "teacher", layers=n_total, hidden=64, seed=3)
     out = make_student_from_teacher(teacher, n_keep, tmp_path / "student")
@@ -111,7 +112,7 @@ def test_pruned_student_copies_the_teachers_weights(tmp_path, n_total, n_keep):
 def test_pruned_smollm2_has_10_layers_and_64m_parameters(default_teacher, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from train.student import make_student_from_teacher
+    from distill.train.student import make_student_from_teacher
 
     out = make_student_from_teacher(default_teacher, 10, tmp_path / "student_init")
     model = AutoModelForCausalLM.from_pretrained(out)
@@ -207,8 +208,9 @@ def test_trainer_loss_equals_evaluate_batch_loss(tmp_path, shards, tiny_teacher)
     Tolerance 1e-6 relative: the trainer's batch holds the rows in sampler order, so float sums run in another order."""
     from transformers import AutoModelForCausalLM
 
-    from train.data import DistillCollator, build_dataset
-    from train.trainer import evaluate_batch_loss
+    from distill.batches import DistillCollator
+    from distill.train.data import build_dataset
+    from distill.train.trainer import evaluate_batch_loss
 
     root = tmp_path / "run"
     cfg = make_cfg(root, shards, tiny_teacher, "train.lr=0", "train.max_steps=1", "train.batch_size=12")
@@ -248,7 +250,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, shards, ti
                   "batch_size": 2}}))
     cmd = [str(Path(PY).parent / "accelerate"), "launch", "--config_file",
            str(REPO / "configs/accelerate/ddp_cpu_2proc.yaml"), "--num_processes", "2",
-           "--main_process_port", str(free_port()), "-m", "train", str(config)]
+           "--main_process_port", str(free_port()), "-m", "distill.train", str(config)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((two / "student" / "train_summary.json").read_text())
@@ -268,7 +270,7 @@ def test_interrupted_run_resumes_to_the_same_loss_skipping_a_half_written_checkp
     """6 steps, checkpoints every 2. Stop after step 5 (checkpoints 2 and 4), cut checkpoint-4's weights as a kill
     would, rerun: it skips checkpoint-4, resumes from checkpoint-2 and ends at the uninterrupted run's loss
     (1e-5 relative)."""
-    from train.run import Interrupted
+    from distill.train.run import Interrupted
 
     # Two kept checkpoints give the state a kill during checkpoint-4's save leaves behind (rotation comes after a save).
     common = ["train.max_steps=6", "train.save_steps=2", "train.save_total_limit=2", "train.lr=1e-2"]
@@ -313,7 +315,7 @@ def test_kill_after_the_last_checkpoint_resumes_without_a_step_past_the_end(tmp_
 
 def test_changed_settings_are_refused_on_resume_and_on_a_finished_run(tmp_path, shards, tiny_teacher, monkeypatch,
                                                                       capsys):
-    from train.run import Interrupted
+    from distill.train.run import Interrupted
 
     root = tmp_path / "run"
     common = ["train.max_steps=4", "train.save_steps=1"]
@@ -347,15 +349,15 @@ def test_cli_interrupt_exits_130_with_the_resume_line(tmp_path, shards, tiny_tea
     config.write_text(yaml.safe_dump({"run": {"dir": str(root)}, "teacher": {"model": str(tiny_teacher)},
                                       "student": {"from_teacher_layers": 1}, "train": {"report_to": "none"}}))
     env = {**os.environ, "DISTILL_STOP_AFTER_STEP": "1"}
-    proc = subprocess.run([PY, "-m", "train", str(config), "train.max_steps=3", "train.save_steps=1"], cwd=REPO,
+    proc = subprocess.run([PY, "-m", "distill.train", str(config), "train.max_steps=3", "train.save_steps=1"], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 130, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1] == (
         f"interrupted at step 1; rerun the same command to resume from {root / 'student/checkpoints/checkpoint-1'}")
-    proc = subprocess.run([PY, "-m", "train", str(config), "student.model=/no/such/student",
+    proc = subprocess.run([PY, "-m", "distill.train", str(config), "student.model=/no/such/student",
                            "student.from_teacher_layers=null"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1] == "error: student model /no/such/student: no such model folder"
+    assert proc.stderr.strip().splitlines()[-1] == "error: student.model /no/such/student: no such model folder"
 
 
 # ---- one-line errors ----------------------------------------------------------------------------------------------
@@ -461,9 +463,9 @@ def test_error_nan_logprob_in_a_shard(tmp_path, tiny_teacher):
 
 
 def test_error_loss_becomes_nan_names_the_step(tmp_path, shards, tiny_teacher, monkeypatch):
-    from train import losses
+    from distill import scoring
 
-    real = losses.loss_sums
+    real = scoring.loss_sums
     calls = []
 
     def poisoned(*args, **kwargs):  # the third micro-batch's loss is NaN, as after a blow-up
@@ -471,7 +473,7 @@ def test_error_loss_becomes_nan_names_the_step(tmp_path, shards, tiny_teacher, m
         ce, kd = real(*args, **kwargs)
         return (ce * float("nan"), kd) if len(calls) == 3 else (ce, kd)
 
-    monkeypatch.setattr(losses, "loss_sums", poisoned)
+    monkeypatch.setattr(scoring, "loss_sums", poisoned)
     message = one_line_error(make_cfg(tmp_path / "run", shards, tiny_teacher, "train.max_steps=4"))
     assert message.startswith("loss became nan at step 3 ") and "training stopped" in message
 
@@ -479,11 +481,11 @@ def test_error_loss_becomes_nan_names_the_step(tmp_path, shards, tiny_teacher, m
 def test_error_missing_student_path(tmp_path, shards, tiny_teacher):
     cfg = make_cfg(tmp_path / "run", shards, tiny_teacher, f"student.model={tmp_path}/nope",
                    "student.from_teacher_layers=null")
-    assert one_line_error(cfg) == f"student model {tmp_path}/nope: no such model folder"
+    assert one_line_error(cfg) == f"student.model {tmp_path}/nope: no such model folder"
 
 
 def test_pickle_only_student_is_refused_unless_allowed(tmp_path, tiny_student):
-    from train.student import load_student
+    from distill.train.student import load_student
 
     student = tmp_path / "pickled"
     shutil.copytree(tiny_student, student)
@@ -499,18 +501,18 @@ def test_pickle_only_student_is_refused_unless_allowed(tmp_path, tiny_student):
 
 
 def test_evaluate_on_shards_scores_the_teacher_against_itself(shards, tiny_teacher, tiny_student):
-    from train.losses import KDSpec
-    from train.teacher_forced import evaluate_on_shards
+    from distill.losses import HELDOUT_KL
+    from distill.scoring import evaluate_on_shards
 
     examples = list(sh.read_examples(shards))
-    rows = evaluate_on_shards(tiny_teacher, shards, KDSpec(), max_seq_len=1024, batch_size=5)
+    rows = evaluate_on_shards(tiny_teacher, shards, HELDOUT_KL, max_seq_len=1024, chunk_rows=1024, batch_size=5)
     assert [r["id"] for r in rows] == [e.id for e in examples]
     for r, e in zip(rows, examples):
         assert r["tokens"] == len(e.response_token_ids)
         assert r["nll_sum"] == pytest.approx(-float(e.topk.sampled_logprobs.sum()), rel=1e-4, abs=1e-3)
         assert 0 <= r["kl_sum"] < 0.01 * r["tokens"]  # only the codec's quantisation separates them
         assert r["top1_agree"] == r["tokens"]
-    other = evaluate_on_shards(tiny_student, shards, KDSpec(), max_seq_len=1024)
+    other = evaluate_on_shards(tiny_student, shards, HELDOUT_KL, max_seq_len=1024, chunk_rows=1024)
     assert sum(r["kl_sum"] for r in other) > 1.0 * sum(r["tokens"] for r in other)
 
 

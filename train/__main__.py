@@ -1,16 +1,8 @@
-"""python -m train CONFIG [key=value ...]: train the student on the teacher's shards (resumes where it stopped).
-
-Several processes: accelerate launch --config_file configs/accelerate/ddp_cpu_2proc.yaml -m train CONFIG ...
-"""
+"""python -m distill.train CONFIG [key=value ...]: the same as `distill train CONFIG ...` (see distill/cli.py)."""
 
 import sys
 
 from distill.cli import stage_main
 
-
-def main(argv: list[str]) -> int:
-    return stage_main(argv, "train", "rerun the same command to resume from the newest checkpoint")
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+if __name__ == "__main__":  # the guard matters: vLLM spawns worker processes that import this module
+    sys.exit(stage_main("train", sys.argv[1:]))

@@ -23,26 +23,68 @@ from pathlib import Path
 from distill import shards as sh
 from distill.config import Config, run_paths, to_dict
 from distill.errors import DistillError
+from distill.files import atomic_write, read_json, sha256_bytes, write_json
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors",
                 "pytorch_model.bin", "pytorch_model_fsdp_0", "pytorch_model_fsdp.bin")
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C (or DISTILL_STOP_AFTER_STEP), carrying the line that says how to resume."""
-
 
 # Train settings that do not change the trained weights; every other one must match to resume or to count as done.
 NOT_SETTINGS = ("resume", "logging_steps", "report_to", "eval_steps", "save_steps", "save_total_limit",
                 "keep_checkpoints", "output_name")
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or DISTILL_STOP_AFTER_STEP), carrying the line that says how to resume."""
+
+
+def run(cfg: Config) -> dict:
+    t, paths = cfg.train, run_paths(cfg)
+    out = paths.model(t.output_name)
+    done = finished_summary(cfg, out)  # before importing torch: a finished stage returns at once
+    if done is not None:
+        return done
+    start = time.time()
+    state = process_state()
+
+    # Shards: the manifest first (cheap), so a missing or unfinished shard set fails before any model loads.
+    shard_dir = paths.shards("train")
+    manifest = sh.open_shard_set(shard_dir)
+    settings = training_settings(cfg, manifest)
+    student_dir, model, tokenizer = prepare_student(cfg, state)
+
+    from distill.checks import check_all
+
+    check_all(shard_dir, manifest, model, tokenizer, f"student {student_dir}")
+    train_ds, eval_ds, counts = prepare_data(cfg, shard_dir, state)
+    trainer = build_trainer(cfg, out, model, tokenizer, train_ds, eval_ds)
+    resume = resume_point(cfg, out / "checkpoints", settings, state)
+    train_wall = train(trainer, resume, out / "checkpoints", t.save_steps, state)
+    save_final_model(trainer, out, tokenizer, cfg)
+    if not state.is_main_process:
+        return {}
+    summary = {
+        **trainer_summary(trainer, train_wall),
+        "train_sequences": len(train_ds), "eval_sequences": len(eval_ds) if eval_ds else 0, **counts,
+        "resumed_from": str(resume) if resume else None, "processes": state.num_processes,
+        "wall_s": time.time() - start, "train_wall_s": train_wall, "student": str(student_dir),
+        "shards": str(shard_dir), "model": str(out), "train_config": to_dict(t), "settings": settings,
+    }
+    finish(out, trainer.state.log_history, summary, t.keep_checkpoints)
+    print_summary_line(t.output_name, summary, out)
+    return summary
+
+
+# ---- steps ----------------------------------------------------------------------------------------------------
+
+
 def training_settings(cfg: Config, manifest: dict) -> dict:
     """What the weights in the output folder depend on, as dotted keys: train settings, student, seed, shards."""
     flat = {f"train.{k}": v for k, v in to_dict(cfg.train).items() if k not in NOT_SETTINGS}
     shard_list = json.dumps(manifest.get("shards", []), sort_keys=True).encode()
-    return {**flat, "student.model": cfg.student.model, "student.from_teacher_layers": cfg.student.from_teacher_layers,
-            "teacher.model": cfg.teacher.model, "run.seed": cfg.run.seed, "shards.sha256": sh.sha256_bytes(shard_list)}
+    s = cfg.student
+    return {**flat, "student.model": s.model, "student.from_teacher_layers": s.from_teacher_layers,
+            "student.layer_selection": s.layer_selection, "student.calibration_records": s.calibration_records,
+            "teacher.model": cfg.teacher.model, "run.seed": cfg.run.seed, "shards.sha256": sha256_bytes(shard_list)}
 
 
 def settings_change(old: dict, new: dict) -> str | None:
@@ -57,6 +99,87 @@ def settings_change(old: dict, new: dict) -> str | None:
 def model_saved(out: Path) -> bool:
     return any((out / name).exists() for name in ("model.safetensors", "model.safetensors.index.json",
                                                    "adapter/adapter_model.safetensors"))
+
+
+def finished_summary(cfg: Config, out: Path) -> dict | None:
+    """The summary of a finished run with these settings; None if there is training to do."""
+    summary = read_json(out / "train_summary.json")
+    if summary is None or not model_saved(out):
+        return None
+    change = summary.get("settings") and settings_change(
+        summary["settings"], training_settings(cfg, sh.read_manifest(run_paths(cfg).shards("train")) or {}))
+    if change:
+        raise DistillError(f"{out} was trained with other settings ({change}); set another train.output_name, "
+                           "or delete train_summary.json there to train again")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"[train] {out}: already complete (delete train_summary.json there to train again)")
+    return summary
+
+
+def process_state():
+    """accelerate's view of the processes: one per device under `accelerate launch`; rank 0 writes shared files.
+    Without CUDA the processes talk over gloo on the CPU (cpu=True), whichever launcher started them."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def prepare_student(cfg: Config, state):
+    """(folder, model, tokenizer): the student made from the teacher (once, by rank 0) or the configured model."""
+    from distill.train.student import load_student, load_student_tokenizer, make_student_from_teacher
+
+    s = cfg.student
+    if s.from_teacher_layers:
+        with state.main_process_first():
+            student_dir = make_student_from_teacher(cfg.teacher.model, s.from_teacher_layers, run_paths(cfg).student_init,
+                                                    s.layer_selection, run_paths(cfg).shards("train"),
+                                                    s.calibration_records, cfg.train.max_seq_len)
+    else:
+        student_dir = cfg.student.model
+    tokenizer = load_student_tokenizer(student_dir, cfg)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return student_dir, load_student(student_dir, cfg), tokenizer
+
+
+def prepare_data(cfg: Config, shard_dir: Path, state):
+    """Training and validation datasets, built once by rank 0 (the other ranks read its cache)."""
+    from distill.train.data import build_dataset, split_eval
+
+    t = cfg.train
+    with state.main_process_first():
+        ds, counts = build_dataset(shard_dir, t.max_seq_len, t.too_long, run_paths(cfg).root / "cache" / "datasets")
+        train_ds, eval_ds = split_eval(ds, t.eval_fraction, cfg.run.seed)
+    if state.is_main_process:
+        print(f"[train] {len(train_ds)} training / {len(eval_ds) if eval_ds else 0} validation sequences from "
+              f"{shard_dir} ({counts['truncated']} truncated, {counts['dropped']} dropped at "
+              f"train.max_seq_len={t.max_seq_len}); global batch {t.batch_size * t.grad_accum * state.num_processes} "
+              f"sequences (batch_size {t.batch_size} x grad_accum {t.grad_accum} x {state.num_processes} processes)")
+    return train_ds, eval_ds, {"truncated": counts["truncated"], "dropped": counts["dropped"]}
+
+
+def build_trainer(cfg: Config, out: Path, model, tokenizer, train_ds, eval_ds):
+    import torch
+
+    from distill.batches import DistillCollator
+    from distill.losses import KDSpec
+    from distill.scoring import Objective
+    from distill.train.trainer import DistillTrainer, default_callbacks, lora_config, training_args
+
+    t = cfg.train
+    return DistillTrainer(
+        model=model,
+        args=training_args(cfg, out / "checkpoints", eval_ds is not None, cpu=not torch.cuda.is_available()),
+        data_collator=DistillCollator(pad_token_id=tokenizer.pad_token_id),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=lora_config(model, t.lora),
+        callbacks=default_callbacks(),
+        objective=Objective(KDSpec.from_train(t), t.w_kd > 0, t.chunk_rows),
+        weights={"ce": t.w_ce, "kd": t.w_kd},
+    )
 
 
 def newest_complete_checkpoint(folder: Path, quiet: bool = False) -> Path | None:
@@ -76,137 +199,9 @@ def newest_complete_checkpoint(folder: Path, quiet: bool = False) -> Path | None
     return None
 
 
-def training_args(cfg: Config, out: Path, has_eval: bool, cpu: bool):
-    from trl import SFTConfig
-
-    t = cfg.train
-    return SFTConfig(
-        output_dir=str(out / "checkpoints"),
-        max_steps=t.max_steps if t.max_steps > 0 else -1,
-        num_train_epochs=t.epochs,
-        per_device_train_batch_size=t.batch_size,
-        per_device_eval_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum,
-        learning_rate=t.lr,
-        lr_scheduler_type=t.lr_scheduler,
-        warmup_steps=t.warmup_ratio,  # a float in [0, 1) is read as a fraction of the total steps
-        weight_decay=t.weight_decay,
-        bf16=t.precision == "bf16",
-        fp16=t.precision == "fp16",
-        gradient_checkpointing=t.gradient_checkpointing,
-        logging_steps=t.logging_steps,
-        eval_strategy="steps" if has_eval else "no",
-        eval_steps=t.eval_steps,
-        save_strategy="steps",
-        save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit,
-        report_to=[] if t.report_to == "none" else [t.report_to],
-        seed=cfg.run.seed,
-        data_seed=cfg.run.seed,
-        # Our dataset is already tokenised and our collator needs its extra columns: TRL must not touch either.
-        remove_unused_columns=False,
-        dataset_kwargs={"skip_prepare_dataset": True},
-        max_length=None,
-        dataloader_num_workers=0,
-        use_cpu=cpu,
-    )
-
-
-def run(cfg: Config) -> dict:
-    t, paths = cfg.train, run_paths(cfg)
-    out = paths.model(t.output_name)
-    summary_path = out / "train_summary.json"
-    shard_dir = paths.shards("train")
-    if summary_path.is_file() and model_saved(out):  # before importing torch: a finished stage returns at once
-        summary = json.loads(summary_path.read_text())
-        done_with = summary.get("settings")
-        change = done_with and settings_change(done_with, training_settings(cfg, sh.read_manifest(shard_dir) or {}))
-        if change:
-            raise DistillError(f"{out} was trained with other settings ({change}); set another train.output_name, "
-                               f"or delete {summary_path.name} there to train again")
-        if os.environ.get("RANK", "0") == "0":
-            print(f"[train] {out}: already complete (delete {summary_path.name} there to train again)")
-        return summary
-    start = time.time()
-
-    import torch
-    from accelerate import PartialState
-
-    # Under `accelerate launch`: one process each; rank 0 writes the shared files. Without CUDA the processes
-    # talk over gloo on the CPU (cpu=True), whichever launcher started them.
-    cpu = not torch.cuda.is_available()
-    state = PartialState(cpu=cpu)
-
-    # Shards: the manifest first (cheap), so a missing or unfinished shard set fails before any model loads.
-    manifest = sh.open_shard_set(shard_dir)
-    settings = training_settings(cfg, manifest)
-
-    # Student.
-    from train.student import load_student, load_tokenizer, make_student_from_teacher
-
-    if cfg.student.from_teacher_layers:
-        with state.main_process_first():
-            student_dir = make_student_from_teacher(cfg.teacher.model, cfg.student.from_teacher_layers,
-                                                    paths.student_init)
-    elif cfg.student.model:
-        student_dir = cfg.student.model
-    else:
-        raise DistillError("no student: set student.model or student.from_teacher_layers")
-    tokenizer = load_tokenizer(student_dir, cfg)
-    model = load_student(student_dir, cfg)
-
-    # Checks, before any training step.
-    from train import checks
-
-    checks.check_all(shard_dir, manifest, model, tokenizer, f"student {student_dir}")
-
-    # Dataset (built once, by rank 0; the other ranks read its cache).
-    from train.data import DistillCollator, build_dataset, split_eval
-
-    with state.main_process_first():
-        ds, counts = build_dataset(shard_dir, t.max_seq_len, t.too_long, paths.root / "cache" / "datasets")
-        train_ds, eval_ds = split_eval(ds, t.eval_fraction, cfg.run.seed)
-    if state.is_main_process:
-        print(f"[train] {len(train_ds)} training / {len(eval_ds) if eval_ds else 0} eval sequences from {shard_dir} "
-              f"({counts['truncated']} truncated, {counts['dropped']} dropped at train.max_seq_len={t.max_seq_len}); "
-              f"global batch {t.batch_size * t.grad_accum * state.num_processes} sequences (batch_size "
-              f"{t.batch_size} x grad_accum {t.grad_accum} x {state.num_processes} processes)")
-
-    # LoRA.
-    peft_config = None
-    if t.lora.enabled:
-        from peft import LoraConfig
-
-        checks.check_lora_targets(model, t.lora.target_modules)
-        peft_config = LoraConfig(r=t.lora.r, lora_alpha=t.lora.alpha, lora_dropout=t.lora.dropout,
-                                 target_modules=list(t.lora.target_modules), task_type="CAUSAL_LM")
-
-    # Trainer.
-    from train.trainer import AlreadyFinished, DistillTrainer, LogLastStep, NoStepPastTheEnd, StopAfterStep, kd_spec
-
-    callbacks = [LogLastStep(), NoStepPastTheEnd()]
-    if os.environ.get("DISTILL_STOP_AFTER_STEP"):
-        callbacks.append(StopAfterStep(int(os.environ["DISTILL_STOP_AFTER_STEP"])))
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    trainer = DistillTrainer(
-        model=model,
-        args=training_args(cfg, out, eval_ds is not None, cpu),
-        data_collator=DistillCollator(pad_token_id=tokenizer.pad_token_id),
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=callbacks,
-        spec=kd_spec(cfg),
-        w_ce=t.w_ce,
-        w_kd=t.w_kd,
-        chunk_rows=t.chunk_rows,
-    )
-
-    # Train, resuming from the newest complete checkpoint.
-    ckpt_dir = out / "checkpoints"
-    resume = newest_complete_checkpoint(ckpt_dir, quiet=not state.is_main_process) if t.resume else None
+def resume_point(cfg: Config, ckpt_dir: Path, settings: dict, state) -> Path | None:
+    """The checkpoint to resume from (same settings only), after recording the settings next to the checkpoints."""
+    resume = newest_complete_checkpoint(ckpt_dir, quiet=not state.is_main_process) if cfg.train.resume else None
     settings_path = ckpt_dir / "settings.json"
     if resume and settings_path.is_file():
         change = settings_change(json.loads(settings_path.read_text()), settings)
@@ -216,12 +211,19 @@ def run(cfg: Config) -> dict:
     if state.is_main_process:
         if resume:
             print(f"[train] resuming from {resume}")
-        elif not t.resume and any(ckpt_dir.glob("checkpoint-*")):
+        elif not cfg.train.resume and any(ckpt_dir.glob("checkpoint-*")):
             print(f"[train] starting over (train.resume=false): removing the old checkpoints in {ckpt_dir}")
             shutil.rmtree(ckpt_dir)
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        sh.atomic_write(settings_path, (json.dumps(settings, indent=1) + "\n").encode())
+        write_json(settings_path, settings)
     state.wait_for_everyone()
+    return resume
+
+
+def train(trainer, resume: Path | None, ckpt_dir: Path, save_steps: int, state) -> float:
+    """Run the trainer; a Ctrl-C becomes one line saying where a rerun resumes. Returns the training wall time."""
+    from distill.train.trainer import AlreadyFinished
+
     train_start = time.time()
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -229,76 +231,66 @@ def run(cfg: Config) -> dict:
         if state.is_main_process:
             print(f"[train] {resume} holds the last step ({trainer.state.global_step}): saving it, no more training")
     except KeyboardInterrupt:
-        for callback in trainer.callback_handler.callbacks:  # close the progress bar now, not after our last line
-            if getattr(callback, "training_bar", None) is not None:
-                callback.training_bar.close()
+        trainer.close_progress_bar()  # now, not after our last line
         last = newest_complete_checkpoint(ckpt_dir, quiet=True)
         where = (f"rerun the same command to resume from {last}" if last else
-                 f"no checkpoint was saved yet (train.save_steps={t.save_steps}); rerun the same command to start over")
+                 f"no checkpoint was saved yet (train.save_steps={save_steps}); rerun the same command to start over")
         raise Interrupted(f"interrupted at step {trainer.state.global_step}; {where}") from None
-    train_wall = time.time() - train_start
+    return time.time() - train_start
 
-    # Save the final model folder (trainer.save_model also handles FSDP/DeepSpeed state dicts). Under FSDP it writes
-    # nothing for a sharded state dict (our checkpoints' setting): the final folder needs the full one.
+
+def save_final_model(trainer, out: Path, tokenizer, cfg: Config) -> None:
+    """The model folder (vLLM-servable). trainer.save_model handles FSDP/DeepSpeed state dicts; under FSDP it writes
+    nothing for a sharded state dict (our checkpoints' setting), so the final folder asks for the full one."""
+    lora = cfg.train.lora
     if trainer.is_fsdp_enabled:
         trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
-    if peft_config is not None:
+    if lora.enabled:
         trainer.save_model(str(out / "adapter"))
-        if t.lora.merge and state.is_main_process:
-            merged = trainer.model.merge_and_unload()
-            merged.save_pretrained(out, safe_serialization=True)
+        if lora.merge and trainer.accelerator.is_main_process:
+            trainer.model.merge_and_unload().save_pretrained(out, safe_serialization=True)
             tokenizer.save_pretrained(out)
     else:
         trainer.save_model(str(out))
-    state.wait_for_everyone()
-    if not state.is_main_process:
-        return {}
-    if not model_saved(out):  # never mark a run complete without its weights
+    trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process and not model_saved(out):  # never mark a run complete without weights
         raise DistillError(f"{out}: training finished but no model weights were saved there")
     for leftover in (out / "training_args.bin", out / "adapter" / "training_args.bin"):
         leftover.unlink(missing_ok=True)  # a pickle; the settings are in train_summary.json
 
-    # Summary, log, curves.
+
+def trainer_summary(trainer, train_wall: float) -> dict:
+    """Steps, tokens and the last logged training and validation losses."""
     history = trainer.state.log_history
-    (out / "train_log.json").write_text(json.dumps(history, indent=1) + "\n")
     last = next((h for h in reversed(history) if "loss" in h), {})
     last_eval = next((h for h in reversed(history) if "eval_loss" in h), {})
-    tokens = trainer.total_tokens()
-    summary = {
+    return {
         "steps": trainer.state.global_step,
-        "tokens": tokens,
+        "tokens": trainer.total_tokens(),
         # None when this run took no step (resumed from the final checkpoint).
         "tokens_per_s": trainer.tokens_this_run / max(train_wall, 1e-9) if trainer.tokens_this_run else None,
-        "train_loss": last.get("loss"),
-        "ce": last.get("ce"),
-        "kd": last.get("kd"),
-        "eval_loss": last_eval.get("eval_loss"),
-        "eval_ce": last_eval.get("eval_ce"),
+        "train_loss": last.get("loss"), "ce": last.get("ce"), "kd": last.get("kd"),
+        "eval_loss": last_eval.get("eval_loss"), "eval_ce": last_eval.get("eval_ce"),
         "eval_kd": last_eval.get("eval_kd"),
-        "train_sequences": len(train_ds),
-        "eval_sequences": len(eval_ds) if eval_ds else 0,
-        "truncated": counts["truncated"],
-        "dropped": counts["dropped"],
-        "resumed_from": str(resume) if resume else None,
-        "processes": state.num_processes,
-        "wall_s": time.time() - start,
-        "train_wall_s": train_wall,
-        "student": str(student_dir),
-        "shards": str(shard_dir),
-        "model": str(out),
-        "train_config": to_dict(t),
-        "settings": settings,
     }
+
+
+def finish(out: Path, history: list[dict], summary: dict, keep_checkpoints: bool) -> None:
+    """Log, curves, then the summary that marks the stage complete, then (optionally) drop the checkpoints."""
+    write_json(out / "train_log.json", history)
     plot_curves(history, out / "loss_curves.png")
-    summary_path.write_text(json.dumps(summary, indent=2) + "\n")  # marks the stage complete
-    if not t.keep_checkpoints:  # after the summary: a kill before it still finds the checkpoints to resume from
+    write_json(out / "train_summary.json", summary)
+    if not keep_checkpoints:  # after the summary: a kill before it still finds the checkpoints to resume from
         for ckpt in (out / "checkpoints").glob("checkpoint-*"):
             shutil.rmtree(ckpt, ignore_errors=True)
+
+
+def print_summary_line(name: str, summary: dict, out: Path) -> None:
     kd = f", kd {summary['kd']:.3g}" if summary["kd"] is not None else ""
-    loss = f"loss {summary['train_loss']:.3g} (ce {summary['ce']:.3g}{kd})" if last else "no loss logged"
+    loss = (f"loss {summary['train_loss']:.3g} (ce {summary['ce']:.3g}{kd})" if summary["train_loss"] is not None
+            else "no loss logged")
     speed = f"{summary['tokens_per_s']:,.0f} tok/s" if summary["tokens_per_s"] else "no step left to take"
-    print(f"[train] {t.output_name}: {summary['steps']} steps, {tokens:,} tokens, {speed}, {loss}, {out}")
-    return summary
+    print(f"[train] {name}: {summary['steps']} steps, {summary['tokens']:,} tokens, {speed}, {loss}, {out}")
 
 
 def plot_curves(history: list[dict], path: Path) -> None:

@@ -1,116 +1,116 @@
-"""The student model: made from the teacher by keeping N evenly spaced layers, or loaded from a folder/hub id."""
+"""The student model: made from the teacher by keeping N of its layers (chosen by train/prune.py), or loaded from
+a folder or hub id."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import torch
 
 from distill.errors import DistillError
+from distill.models import load_causal_lm, load_tokenizer
 
 MARKER = "student_init.json"  # written last: its presence means the folder is complete
 
 
-def kept_layers(n_total: int, n_keep: int) -> list[int]:
-    """Indices round(i * (L - 1) / (N - 1)): evenly spaced, first and last included."""
-    if not 1 <= n_keep <= n_total:
-        raise DistillError(f"student.from_teacher_layers={n_keep}: the teacher has {n_total} layers")
-    if n_keep == 1:
-        return [0]
-    return [round(i * (n_total - 1) / (n_keep - 1)) for i in range(n_keep)]
+def calibration_batch(shard_dir: Path, n_records: int, max_seq_len: int, pad_token_id: int) -> dict:
+    """The first n_records records of the training shards (the teacher's prompts and answers), collated."""
+    from distill import shards as sh
+    from distill.batches import DROPPED, DistillCollator, example_row
+
+    rows = []
+    for ex in sh.read_examples(Path(shard_dir)):
+        row = example_row(ex, max_seq_len, "truncate")
+        if row["status"] != DROPPED:
+            rows.append(row)
+        if len(rows) == n_records:
+            break
+    return DistillCollator(pad_token_id=pad_token_id)(rows)
 
 
-def make_student_from_teacher(teacher_dir: str | Path, n_layers: int, out_dir: str | Path) -> Path:
-    """Copy the teacher keeping `n_layers` of its decoder layers; float32 safetensors + the teacher's tokenizer."""
+def make_student_from_teacher(teacher_dir: str | Path, n_layers: int, out_dir: str | Path, method: str = "even",
+                              shard_dir: Path | None = None, n_records: int = 0, max_seq_len: int = 1024) -> Path:
+    """Copy the teacher keeping `n_layers` of its decoder layers, chosen by `method` (train/prune.py) on the first
+    `n_records` records of the training shards; float32 safetensors + the teacher's tokenizer + student_init.json."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from distill.train.prune import select_layers
+
     teacher_dir, out_dir = Path(teacher_dir), Path(out_dir)
-    want = {"teacher": str(teacher_dir), "n_layers": n_layers}
+    want = {"teacher": str(teacher_dir), "n_layers": n_layers, "method": method,
+            "calibration_records": n_records if method != "even" else None}
     if (out_dir / MARKER).is_file():
         made = json.loads((out_dir / MARKER).read_text())
         if {k: made.get(k) for k in want} != want:
-            raise DistillError(f"{out_dir} holds a student made from {made.get('teacher')} keeping "
-                               f"{made.get('n_layers')} layers, not {teacher_dir} keeping {n_layers}; "
-                               "delete it or use another run.dir")
+            raise DistillError(f"{out_dir} holds a student made with other settings ({made.get('n_layers')} layers "
+                               f"of {made.get('teacher')} by {made.get('method')}); delete it or use another run.dir")
         return out_dir
     if not teacher_dir.is_dir():
         raise DistillError(f"teacher.model {teacher_dir}: no such model folder (needed to make the student)")
 
-    model = AutoModelForCausalLM.from_pretrained(teacher_dir, dtype=torch.float32, use_safetensors=True)
+    model = AutoModelForCausalLM.from_pretrained(teacher_dir, dtype=torch.float32, use_safetensors=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
-    layers = model.get_decoder().layers
-    keep = kept_layers(len(layers), n_layers)
-    model.get_decoder().layers = torch.nn.ModuleList(layers[i] for i in keep)
-    for new_idx, layer in enumerate(model.get_decoder().layers):
+    start = time.time()
+    batch = (calibration_batch(shard_dir, n_records, max_seq_len, tokenizer.pad_token_id or 0)
+             if method != "even" else None)
+    keep, record = select_layers(method, model, batch, n_layers)
+    record["seconds"] = time.time() - start
+    if batch is not None:
+        record["calibration_tokens"] = int(batch["response_mask"].sum())
+    n_teacher_layers = len(model.get_decoder().layers)
+    cut_layers(model, keep)
+    n_params = sum(p.numel() for p in model.parameters())
+    save_atomically(model, tokenizer, out_dir, {**want, "kept_layers": keep, "teacher_layers": n_teacher_layers,
+                                                "parameters": n_params, "selection": record})
+    kl = f", calibration KL {record['calibration_kl']:.3f}" if "calibration_kl" in record else ""
+    print(f"[train] student_init: kept layers {keep} of {n_teacher_layers} by {method}{kl} "
+          f"({n_params / 1e6:.1f}M parameters, {record['seconds']:.0f} s) -> {out_dir}")
+    return out_dir
+
+
+def cut_layers(model, keep: list[int]) -> None:
+    """Keep only the decoder layers `keep`, renumbered, with the config to match."""
+    decoder = model.get_decoder()
+    decoder.layers = torch.nn.ModuleList(decoder.layers[i] for i in keep)
+    for new_idx, layer in enumerate(decoder.layers):
         if hasattr(getattr(layer, "self_attn", None), "layer_idx"):
             layer.self_attn.layer_idx = new_idx  # the KV cache is indexed by position in the stack
     config = model.config.get_text_config()
     if getattr(config, "layer_types", None):
         config.layer_types = [config.layer_types[i] for i in keep]
-    config.num_hidden_layers = n_layers
+    config.num_hidden_layers = len(keep)
     model.config.dtype = torch.float32
 
-    # Temp folder + rename: an interrupted run never leaves a half-written student behind.
+
+def save_atomically(model, tokenizer, out_dir: Path, record: dict) -> None:
+    """Temp folder + rename: an interrupted run never leaves a half-written student behind."""
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    n_params = sum(p.numel() for p in model.parameters())
-    (tmp / MARKER).write_text(json.dumps({**want, "kept_layers": keep, "teacher_layers": len(layers),
-                                          "parameters": n_params}, indent=2) + "\n")
+    (tmp / MARKER).write_text(json.dumps(record, indent=2) + "\n")
     if out_dir.exists():  # a folder without the marker is a leftover of an older, interrupted attempt
         shutil.rmtree(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, out_dir)
-    print(f"[train] student_init: kept layers {keep} of {len(layers)} ({n_params / 1e6:.1f}M parameters) -> {out_dir}")
-    return out_dir
-
-
-def check_weights_format(path: str, allow_pickle: bool) -> None:
-    """Refuse pickle weights (*.bin/*.pt, which can run code when loaded) unless student.allow_pickle is set."""
-    folder = Path(path)
-    if not folder.is_dir():
-        return
-    names = [p.name for p in folder.iterdir()]
-    has_safe = any(n.endswith(".safetensors") for n in names)
-    has_pickle = any(n.endswith((".bin", ".pt", ".pth")) and n != "training_args.bin" for n in names)
-    if not has_safe and has_pickle and not allow_pickle:
-        raise DistillError(f"student.model {path}: only pickle weights (*.bin), which can run code when loaded; "
-                           "convert them to safetensors or set student.allow_pickle=true if you trust the source")
-    if not has_safe and not has_pickle:
-        raise DistillError(f"student.model {path}: no model weights (*.safetensors) in the folder")
-
-
-def check_path(path: str) -> None:
-    """A local path (anything but `org/name`) must be a folder; a hub id is left to from_pretrained."""
-    local = Path(path).exists() or path.startswith((".", "/", "~")) or path.count("/") != 1
-    if local and not Path(path).is_dir():
-        raise DistillError(f"student model {path}: no such model folder")
 
 
 def load_student(path: str | Path, cfg) -> torch.nn.Module:
-    """AutoModelForCausalLM in float32 on CPU (the Trainer moves it to the accelerator)."""
-    from transformers import AutoModelForCausalLM
-
-    s, path = cfg.student, str(path)
-    check_path(path)
-    check_weights_format(path, s.allow_pickle)
-    use_safetensors = None if s.allow_pickle else True
-    try:
-        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, trust_remote_code=s.trust_remote_code,
-                                                    use_safetensors=use_safetensors)
-    except (OSError, ValueError) as e:
-        raise DistillError(f"student model {path}: cannot load it ({str(e).splitlines()[0]})") from None
+    return load_causal_lm(str(path), "student.model", cfg.student.trust_remote_code, cfg.student.allow_pickle)
 
 
-def load_tokenizer(path: str | Path, cfg):
-    from transformers import AutoTokenizer
+def load_student_tokenizer(path: str | Path, cfg):
+    return load_tokenizer(str(path), "student.model", cfg.student.trust_remote_code)
 
-    check_path(str(path))
-    try:
-        return AutoTokenizer.from_pretrained(str(path), trust_remote_code=cfg.student.trust_remote_code)
-    except (OSError, ValueError) as e:
-        raise DistillError(f"student model {path}: cannot load its tokenizer ({str(e).splitlines()[0]})") from None
+
+def check_lora_targets(model, target_modules: list[str]) -> None:
+    """LoRA on the output layer would never train: the loss multiplies by the layer's weight, not through its forward."""
+    head = model.get_output_embeddings()
+    head_name = next((n for n, m in model.named_modules() if m is head), "")
+    if head_name and (head_name in target_modules or head_name.rsplit(".", 1)[-1] in target_modules):
+        raise DistillError(f"train.lora.target_modules: LoRA on the output layer ({head_name}) is not supported; "
+                           "the chunked KD loss multiplies by its weight directly and would ignore the adapter")

@@ -3,49 +3,28 @@
 The loss of an optimizer step is sum over its response tokens (every micro-batch, every process) of
     w_ce * CE + w_kd * KD
 divided by the number of those tokens, so it is a per-token mean whatever the batch size, gradient accumulation
-or number of processes. `evaluate_batch_loss` computes the same number for one batch outside training.
+or number of processes. `evaluate_batch_loss` computes the same number for one batch outside training; the
+per-batch sums come from distill/scoring.py, which eval uses too.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 from transformers import TrainerCallback
-from trl import SFTTrainer
+from transformers.trainer_callback import ProgressCallback
+from trl import SFTConfig, SFTTrainer
 
+from distill import losses
 from distill.errors import DistillError
-from train import losses
+from distill.scoring import Objective, batch_loss_sums, batch_loss_terms, causal_lm
 
 
-def kd_spec(cfg) -> losses.KDSpec:
-    t = cfg.train
-    return losses.KDSpec(kind=t.kd_loss, temperature=t.kd_temperature, tail=t.tail, beta=t.jsd_beta,
-                         alpha=t.skew_alpha)
-
-
-def causal_lm(model):
-    """The transformers CausalLM inside a PEFT wrapper (LoRA layers stay injected in it)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def batch_loss_sums(model, batch: dict, spec: losses.KDSpec, with_kd: bool, chunk_rows: int):
-    """(ce_sum, kd_sum, n_tokens) over the response tokens of a collated batch. No [B, T, V] logits are built."""
-    lm = causal_lm(model)
-    hidden = lm.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                              use_cache=False).last_hidden_state
-    # The hidden state at position t predicts token t + 1.
-    predicts_response = batch["response_mask"][:, 1:]
-    h = hidden[:, :-1][predicts_response]
-    targets = batch["input_ids"][:, 1:][predicts_response]
-    topk_ids = batch["topk_ids"][batch["topk_mask"]]
-    topk_probs = batch["topk_probs"][batch["topk_mask"]]
-    head = lm.get_output_embeddings()
-    ce, kd = losses.loss_sums(h, head.weight, head.bias, targets, topk_ids, topk_probs, spec, with_kd=with_kd,
-                              chunk_rows=chunk_rows)
-    return ce, kd, predicts_response.sum()
-
-
-def add_distill_forward(model, spec: losses.KDSpec, with_kd: bool, chunk_rows: int) -> None:
-    """Make `model(..., distill=batch)` return batch_loss_sums.
+def add_distill_forward(model, objective: Objective, features=None) -> None:
+    """Make `model(..., distill=batch)` return the batch's loss terms (batch_loss_terms, plus `feature` when an
+    online teacher supervises hidden states).
 
     The loss must run inside the wrapped model's forward: DDP only syncs gradients of a forward it ran, and
     FSDP/ZeRO-3 only gather parameters inside it. TRL's SFTTrainer patches its fused LM head the same way.
@@ -56,7 +35,10 @@ def add_distill_forward(model, spec: losses.KDSpec, with_kd: bool, chunk_rows: i
     def forward(*args, distill=None, **kwargs):
         if distill is None:
             return inner(*args, **kwargs)
-        return batch_loss_sums(lm, distill, spec, with_kd, chunk_rows)
+        if features is None:
+            return {**batch_loss_terms(lm, distill, objective), "feature": lm.get_output_embeddings().weight.new_zeros(())}
+        hidden, feature = features.terms(lm, distill)
+        return {**batch_loss_terms(lm, distill, objective, hidden=hidden), "feature": feature}
 
     lm.forward = forward
 
@@ -64,7 +46,8 @@ def add_distill_forward(model, spec: losses.KDSpec, with_kd: bool, chunk_rows: i
 @torch.no_grad()
 def evaluate_batch_loss(model, batch: dict, cfg) -> float:
     """The loss the trainer reports for this batch (one micro-batch, one process), computed independently."""
-    ce, kd, n = batch_loss_sums(model, batch, kd_spec(cfg), cfg.train.w_kd > 0, cfg.train.chunk_rows)
+    ce, kd, n = batch_loss_sums(model, batch, losses.KDSpec.from_train(cfg.train), cfg.train.w_kd > 0,
+                                cfg.train.chunk_rows)
     return float((cfg.train.w_ce * ce + cfg.train.w_kd * kd) / n.clamp(min=1))
 
 
@@ -100,15 +83,86 @@ class LogLastStep(TrainerCallback):
             control.should_log = True
 
 
+def training_args(cfg, checkpoints: Path, has_eval: bool, cpu: bool) -> SFTConfig:
+    t = cfg.train
+    return SFTConfig(
+        output_dir=str(checkpoints),
+        max_steps=t.max_steps if t.max_steps > 0 else -1,
+        num_train_epochs=t.epochs,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.lr,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_ratio,  # a float in [0, 1) is read as a fraction of the total steps
+        weight_decay=t.weight_decay,
+        bf16=t.precision == "bf16",
+        fp16=t.precision == "fp16",
+        gradient_checkpointing=t.gradient_checkpointing,
+        logging_steps=t.logging_steps,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=t.eval_steps,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        report_to=[] if t.report_to == "none" else [t.report_to],
+        seed=cfg.run.seed,
+        data_seed=cfg.run.seed,
+        # Our dataset is already tokenised and our collator needs its extra columns: TRL must not touch either.
+        remove_unused_columns=False,
+        dataset_kwargs={"skip_prepare_dataset": True},
+        max_length=None,
+        dataloader_num_workers=0,
+        use_cpu=cpu,
+    )
+
+
+def lora_config(model, lora):
+    """peft's LoraConfig for train.lora, or None when LoRA is off."""
+    if not lora.enabled:
+        return None
+    from peft import LoraConfig
+
+    from distill.train.student import check_lora_targets
+
+    check_lora_targets(model, lora.target_modules)
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                      target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
+
+
+class LossInProgressBar(ProgressCallback):
+    """transformers' progress bar, with the latest loss on the bar instead of a printed dict per log."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and self.training_bar is not None and logs:
+            shown = {k: f"{v:.4g}" for k, v in logs.items() if k in ("loss", "ce", "kd", "eval_loss")}
+            if shown:
+                self.training_bar.set_postfix(shown, refresh=False)
+
+
+def default_callbacks() -> list:
+    callbacks = [LogLastStep(), NoStepPastTheEnd()]
+    if os.environ.get("DISTILL_STOP_AFTER_STEP"):
+        callbacks.append(StopAfterStep(int(os.environ["DISTILL_STOP_AFTER_STEP"])))
+    return callbacks
+
+
+TERMS = ("ce", "kd", "on", "on_estimate", "feature")  # per-token means logged under these names
+
+
 class DistillTrainer(SFTTrainer):
     loss_is_scaled_for_ga = True  # compute_loss divides by the tokens of the whole optimizer step
 
-    def __init__(self, *args, spec: losses.KDSpec, w_ce: float, w_kd: float, chunk_rows: int, **kwargs):
+    def __init__(self, *args, objective: Objective, weights: dict[str, float], features=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.spec, self.w_ce, self.w_kd = spec, w_ce, w_kd
-        add_distill_forward(self.model, spec, w_kd > 0, chunk_rows)
-        # Per-token CE/KD means are logged from exact sums: [ce_sum, kd_sum, tokens] since the last log.
-        self._sums = {"train": torch.zeros(3, dtype=torch.float64), "eval": torch.zeros(3, dtype=torch.float64)}
+        self.objective, self.features = objective, features
+        self.weights = {"ce": weights.get("ce", 0.0), "kd": weights.get("kd", 0.0), "on": weights.get("on", 0.0),
+                        "feature": weights.get("feature", 0.0)}  # loss = sum of weight * term, per token
+        add_distill_forward(self.model, objective, features)
+        if self.pop_callback(ProgressCallback) is not None:
+            self.add_callback(LossInProgressBar())
+        # Per-token means are logged from exact sums: [ce, kd, on, on_estimate, feature, tokens] since the last log.
+        self._sums = {mode: torch.zeros(len(TERMS) + 1, dtype=torch.float64) for mode in ("train", "eval")}
         self.tokens_seen = None  # response tokens trained on, over all processes and resumed runs
         self.tokens_this_run = 0
 
@@ -121,19 +175,22 @@ class DistillTrainer(SFTTrainer):
         return n
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        distill = {k: inputs[k] for k in ("input_ids", "attention_mask", "response_mask", "topk_ids", "topk_probs",
-                                          "topk_mask")}
-        ce, kd, n = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], distill=distill)
+        distill = {k: v for k, v in inputs.items() if isinstance(v, torch.Tensor)}
+        terms = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], distill=distill)
+        n = terms["n"]
         denominator = n if num_items_in_batch is None else num_items_in_batch
-        loss = (self.w_ce * ce + self.w_kd * kd) / torch.as_tensor(denominator).clamp(min=1)
+        total = sum(self.weights[k] * terms[k] for k in self.weights if self.weights[k])
+        loss = total / torch.as_tensor(denominator).clamp(min=1)
         if num_items_in_batch is not None and self.args.world_size > 1:
             loss = loss * self.args.world_size  # DDP averages gradients over processes; we want their sum
         if not torch.isfinite(loss):
             step = self.state.global_step + (1 if model.training else 0)
-            raise DistillError(f"loss became {loss.item()} at step {step} (ce sum {ce.item():.4g}, kd sum "
-                               f"{kd.item():.4g}); training stopped: lower train.lr or check the shards")
+            sums = ", ".join(f"{k} sum {terms[k].item():.4g}" for k in ("ce", "kd", "on", "feature") if self.weights[k])
+            raise DistillError(f"loss became {loss.item()} at step {step} ({sums}); training stopped: lower "
+                               "train.lr or check the shards")
         mode = "train" if model.training else "eval"
-        self._sums[mode] += torch.stack([ce.detach(), kd.detach(), n.detach().to(ce.dtype)]).double().cpu()
+        row = torch.stack([terms[k].detach().float() for k in TERMS] + [n.detach().float()])
+        self._sums[mode] += row.double().cpu()
         return (loss, None) if return_outputs else loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
@@ -141,6 +198,11 @@ class DistillTrainer(SFTTrainer):
         with torch.no_grad():
             loss = self.compute_loss(model, inputs)
         return loss.detach(), None, None
+
+    def close_progress_bar(self) -> None:
+        for callback in self.callback_handler.callbacks:
+            if getattr(callback, "training_bar", None) is not None:
+                callback.training_bar.close()
 
     def total_tokens(self) -> int:
         """Response tokens trained on, the runs this one resumed included (from the log before this run's first)."""
@@ -152,15 +214,15 @@ class DistillTrainer(SFTTrainer):
         mode = "eval" if any(k.startswith("eval_") for k in logs) else "train"
         sums = self._sums[mode]
         if self.args.world_size > 1:
-            sums = self.accelerator.gather(sums.to(self.args.device).reshape(1, 3)).sum(0).cpu()
+            sums = self.accelerator.gather(sums.to(self.args.device).reshape(1, -1)).sum(0).cpu()
         prefix = "eval_" if mode == "eval" else ""
-        if sums[2] > 0:
-            ce, kd = float(sums[0] / sums[2]), float(sums[1] / sums[2])
-            logs[f"{prefix}ce"] = ce
-            if self.w_kd > 0:
-                logs[f"{prefix}kd"] = kd
+        if sums[-1] > 0:
+            means = {k: float(sums[i] / sums[-1]) for i, k in enumerate(TERMS)}
+            for k, value in means.items():
+                if k == "ce" or self.weights.get(k.replace("on_estimate", "on")):
+                    logs[f"{prefix}{k}"] = value
             if mode == "eval":  # exact per-token mean over the eval set, not Trainer's mean of batch means
-                logs["eval_loss"] = self.w_ce * ce + self.w_kd * kd
+                logs["eval_loss"] = sum(w * means[k] for k, w in self.weights.items())
         if mode == "train" and "loss" in logs:
             if self.tokens_seen is None:  # first log of this process: continue the count of a resumed run
                 self.tokens_seen = self.total_tokens()

@@ -1,7 +1,8 @@
-"""Checks before any training step: are the shards intact, and do their token ids mean the same for this student?
+"""Can this model read these shards? Are they intact, and do their token ids mean the same for it?
 
-Every failure is one line saying what differs. The full per-record checks (NaN logprobs, ids outside the
-teacher's vocabulary, field types) run while the dataset is built, through distill.shards.read_examples.
+Train runs every check before its first step; eval runs the tokenizer check before it scores a model. Every
+failure is one line saying what differs. The full per-record checks (NaN logprobs, ids outside the teacher's
+vocabulary, field types) run while the records are read, through distill.shards.read_examples.
 """
 
 from __future__ import annotations
@@ -66,45 +67,13 @@ def check_tokenizer(folder: Path, manifest: dict, tokenizer) -> None:
         if text != ex.response:
             raise DistillError(f"{prefix} vocab differs and the response ids of record {ex.id} decode to other text; "
                                "the shard token ids would be meaningless for this student")
-    print(f"[train] note: student tokenizer fingerprint differs from the teacher's ({where}) but it gives the same "
+    print(f"note: student tokenizer fingerprint differs from the teacher's ({where}) but it gives the same "
           f"token ids on {N_PROBES} probe records")
 
 
-def check_logits_path(model, name: str) -> None:
-    """The loss computes logits as output_layer(last hidden state), chunk by chunk, without the model's own head
-    code. A model that changes its logits after that layer (soft-capping, scaling) would be trained and scored
-    against the wrong distribution: compare both ways on a short probe and refuse the model if they differ."""
-    import torch
-
-    from train.trainer import causal_lm
-
-    lm = causal_lm(model)
-    head = lm.get_output_embeddings()
-    ids = torch.arange(1, 9, device=head.weight.device).remainder(head.weight.shape[0]).unsqueeze(0)
-    was_training = lm.training
-    lm.eval()
-    with torch.no_grad():
-        full = lm(input_ids=ids, use_cache=False).logits.float()
-        hidden = lm.get_decoder()(input_ids=ids, use_cache=False).last_hidden_state
-        ours = torch.nn.functional.linear(hidden, head.weight, head.bias).float()
-    lm.train(was_training)
-    diff = (full - ours).abs().max().item()
-    if diff > 1e-3 * (1.0 + full.abs().max().item()):
-        raise DistillError(f"{name}: {type(lm).__name__} does more to its logits than its output layer (max "
-                           f"difference {diff:.3g} on a probe; e.g. logit soft-capping or scaling), which distill's "
-                           "chunked loss does not reproduce; this model type is not supported here")
-
-
-def check_lora_targets(model, target_modules: list[str]) -> None:
-    """LoRA on the output layer would never train: the loss multiplies by the layer's weight, not through its forward."""
-    head = model.get_output_embeddings()
-    head_name = next((n for n, m in model.named_modules() if m is head), "")
-    if head_name and (head_name in target_modules or head_name.rsplit(".", 1)[-1] in target_modules):
-        raise DistillError(f"train.lora.target_modules: LoRA on the output layer ({head_name}) is not supported; "
-                           "the chunked KD loss multiplies by its weight directly and would ignore the adapter")
-
-
 def check_all(folder: Path, manifest: dict, model, tokenizer, name: str) -> None:
+    from distill.scoring import check_logits_path
+
     verify_shards(folder, manifest)
     check_tokenizer(folder, manifest, tokenizer)
     check_vocab_size(folder, manifest, model)

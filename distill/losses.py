@@ -31,11 +31,25 @@ ABSENT = -1e4
 
 @dataclass(frozen=True)
 class KDSpec:
-    kind: str = "forward_kl"  # forward_kl | reverse_kl | jsd | skew_forward_kl | skew_reverse_kl
-    temperature: float = 1.0
-    tail: str = "bucket"  # bucket | renormalize
-    beta: float = 0.5  # jsd: weight of the teacher in the mixture
-    alpha: float = 0.1  # skew KL: weight of the first argument in the mixture
+    """Which divergence, over which classes. Built from the train config (`KDSpec.from_train`); no defaults here."""
+
+    kind: str  # a key of DIVERGENCES
+    temperature: float
+    tail: str  # bucket | renormalize
+    beta: float  # jsd: weight of the teacher in the mixture
+    alpha: float  # skew KL: weight of the first argument in the mixture
+
+    @classmethod
+    def from_train(cls, t) -> "KDSpec":
+        return cls(kind=t.kd_loss, temperature=t.kd_temperature, tail=t.tail, beta=t.jsd_beta, alpha=t.skew_alpha)
+
+
+# The held-out metric eval reports and train logs for comparison: forward KL over the top-k plus the tail bucket at
+# T = 1. Merging the tail into one class can only lower a KL, so this is a lower bound of the full-vocabulary KL.
+HELDOUT_KL = KDSpec(kind="forward_kl", temperature=1.0, tail="bucket", beta=0.5, alpha=0.1)
+# The on-policy metric eval reports on a model's own answers scored by the teacher: KL(model || teacher), likewise
+# over the top-k plus the tail bucket, so likewise a lower bound.
+OWN_ANSWER_KL = KDSpec(kind="reverse_kl", temperature=1.0, tail="bucket", beta=0.5, alpha=0.1)
 
 
 # ---- the two distributions over shared classes ------------------------------------------------------------
@@ -109,6 +123,16 @@ def skew_reverse_kl(log_p, log_q, valid, alpha):
     return _kl(log_q, _mix(log_q, log_p, alpha), valid)
 
 
+# One line per divergence: a new one is a function above and an entry here (and a name in config.KDLoss).
+DIVERGENCES = {
+    "forward_kl": lambda log_p, log_q, valid, spec: forward_kl(log_p, log_q, valid),
+    "reverse_kl": lambda log_p, log_q, valid, spec: reverse_kl(log_p, log_q, valid),
+    "jsd": lambda log_p, log_q, valid, spec: jsd(log_p, log_q, valid, spec.beta),
+    "skew_forward_kl": lambda log_p, log_q, valid, spec: skew_forward_kl(log_p, log_q, valid, spec.alpha),
+    "skew_reverse_kl": lambda log_p, log_q, valid, spec: skew_reverse_kl(log_p, log_q, valid, spec.alpha),
+}
+
+
 def kd_per_position(student_logits: torch.Tensor, topk_ids: torch.Tensor, topk_probs: torch.Tensor,
                     spec: KDSpec, student_log_softmax: torch.Tensor | None = None) -> torch.Tensor:
     """The KD term for each position ([N]), including the T^2 factor. Pass the log-softmax if already computed."""
@@ -117,25 +141,13 @@ def kd_per_position(student_logits: torch.Tensor, topk_ids: torch.Tensor, topk_p
         student_log_softmax = torch.log_softmax(student_logits.float() / t, dim=-1)
     log_p, valid = teacher_log_probs(topk_probs, spec.tail, t)
     log_q = student_log_probs(student_log_softmax, topk_ids, valid, spec.tail)
-    if spec.kind == "forward_kl":
-        value = forward_kl(log_p, log_q, valid)
-    elif spec.kind == "reverse_kl":
-        value = reverse_kl(log_p, log_q, valid)
-    elif spec.kind == "jsd":
-        value = jsd(log_p, log_q, valid, spec.beta)
-    elif spec.kind == "skew_forward_kl":
-        value = skew_forward_kl(log_p, log_q, valid, spec.alpha)
-    elif spec.kind == "skew_reverse_kl":
-        value = skew_reverse_kl(log_p, log_q, valid, spec.alpha)
-    else:
-        raise ValueError(f"unknown KD loss {spec.kind!r}")
-    return value * (t * t)
+    return DIVERGENCES[spec.kind](log_p, log_q, valid, spec) * (t * t)
 
 
 # ---- the training/eval entry point: CE + KD over response positions, in chunks --------------------------------
 
 
-def _chunk_terms(hidden, weight, bias, targets, topk_ids, topk_probs, spec: KDSpec, with_kd: bool):
+def _chunk_terms(hidden, weight, bias, targets, topk_ids, topk_probs, spec: KDSpec, with_kd: bool, ce_w, kd_w):
     logits = F.linear(hidden, weight, bias).float()
     log_softmax = torch.log_softmax(logits, dim=-1)
     ce = -log_softmax.gather(-1, targets[:, None]).squeeze(-1)
@@ -143,23 +155,29 @@ def _chunk_terms(hidden, weight, bias, targets, topk_ids, topk_probs, spec: KDSp
         kd = kd_per_position(logits, topk_ids, topk_probs, spec, student_log_softmax=log_softmax)
     else:
         kd = torch.zeros_like(ce)
-    return ce.sum(), kd.sum()
+    return (ce * ce_w).sum(), (kd * kd_w).sum()
 
 
 def loss_sums(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
               topk_ids: torch.Tensor, topk_probs: torch.Tensor, spec: KDSpec, *, with_kd: bool = True,
-              chunk_rows: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sums over response positions of the CE and KD terms, from final hidden states ([N, H]).
+              chunk_rows: int = 1024, ce_weights: torch.Tensor | None = None,
+              kd_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums over response positions of the CE and KD terms, from final hidden states ([N, H]), each position
+    weighted by ce_weights / kd_weights ([N], default 1: a multi-task mixture's per-task loss weights).
 
     The student's logits are made chunk by chunk from `hidden` and the output embedding (`weight` [V, H]); with
     grad enabled each chunk is checkpointed, so at most one chunk of [chunk_rows, V] logits is alive at a time
     in the forward and the backward pass. CE and KD share one log-softmax.
     """
+    ones = hidden.new_ones(hidden.shape[0], dtype=torch.float32)
+    ce_weights = ones if ce_weights is None else ce_weights.float()
+    kd_weights = ones if kd_weights is None else kd_weights.float()
     ce_total = hidden.new_zeros((), dtype=torch.float32)
     kd_total = hidden.new_zeros((), dtype=torch.float32)
     for start in range(0, hidden.shape[0], chunk_rows):
         sl = slice(start, start + chunk_rows)
-        args = (hidden[sl], weight, bias, targets[sl], topk_ids[sl], topk_probs[sl], spec, with_kd)
+        args = (hidden[sl], weight, bias, targets[sl], topk_ids[sl], topk_probs[sl], spec, with_kd, ce_weights[sl],
+                kd_weights[sl])
         if torch.is_grad_enabled() and hidden.requires_grad:
             ce, kd = checkpoint(_chunk_terms, *args, use_reentrant=False)
         else:
@@ -167,6 +185,64 @@ def loss_sums(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         ce_total = ce_total + ce
         kd_total = kd_total + kd
     return ce_total, kd_total
+
+
+# ---- on the student's own samples: the per-token reverse-KL estimate -------------------------------------------
+
+
+def sampled_token_terms(student_log_softmax: torch.Tensor, targets: torch.Tensor,
+                        teacher_logprobs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per position ([N] each): the surrogate loss and the estimate it is built on.
+
+    The estimate log q(y) - log p(y) on the student's own sampled token y is a one-sample estimate of the reverse KL
+    at that position (its mean over y ~ q is KL(q || p)). The surrogate estimate.detach() * log q(y) has the
+    gradient estimate * grad log q(y): the policy gradient of the reverse KL, with the negated estimate as a
+    per-token reward (on-policy distillation as in GKD, MiniLLM and the Tinker cookbook's recipe).
+    """
+    log_q = student_log_softmax.gather(-1, targets[:, None]).squeeze(-1)
+    estimate = (log_q - teacher_logprobs.float()).detach()
+    return estimate * log_q, estimate
+
+
+def _sampled_chunk(hidden, weight, bias, targets, teacher_logprobs, weights):
+    log_softmax = torch.log_softmax(F.linear(hidden, weight, bias).float(), dim=-1)
+    loss, estimate = sampled_token_terms(log_softmax, targets, teacher_logprobs)
+    return (loss * weights).sum(), (estimate * weights).sum()
+
+
+def sampled_token_sums(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
+                       teacher_logprobs: torch.Tensor, *, chunk_rows: int = 1024,
+                       weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums over positions of sampled_token_terms, chunked and checkpointed like loss_sums."""
+    weights = hidden.new_ones(hidden.shape[0], dtype=torch.float32) if weights is None else weights.float()
+    loss_total = hidden.new_zeros((), dtype=torch.float32)
+    estimate_total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, hidden.shape[0], chunk_rows):
+        sl = slice(start, start + chunk_rows)
+        args = (hidden[sl], weight, bias, targets[sl], teacher_logprobs[sl], weights[sl])
+        if torch.is_grad_enabled() and hidden.requires_grad:
+            loss, estimate = checkpoint(_sampled_chunk, *args, use_reentrant=False)
+        else:
+            loss, estimate = _sampled_chunk(*args)
+        loss_total = loss_total + loss
+        estimate_total = estimate_total + estimate
+    return loss_total, estimate_total
+
+
+# ---- features: the teacher's hidden states supervise the student's ------------------------------------------------
+
+
+def feature_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Per position ([N]): mean squared difference over the hidden size of mapped student and teacher states."""
+    return (student.float() - teacher.float()).pow(2).mean(-1)
+
+
+def feature_cosine(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Per position ([N]): 1 - cosine similarity of mapped student and teacher states (scale-free)."""
+    return 1 - F.cosine_similarity(student.float(), teacher.float(), dim=-1)
+
+
+FEATURE_LOSSES = {"mse": feature_mse, "cosine": feature_cosine}
 
 
 @torch.no_grad()
@@ -180,3 +256,19 @@ def top1_agreement_count(hidden: torch.Tensor, weight: torch.Tensor, bias: torch
         student_top1 = F.linear(hidden[sl], weight, bias).argmax(-1)
         agree += int((student_top1 == teacher_top1[sl]).sum())
     return agree
+
+
+@torch.no_grad()
+def full_vocab_kl_sum(hidden_q: torch.Tensor, weight_q: torch.Tensor, bias_q: torch.Tensor | None,
+                      hidden_p: torch.Tensor, weight_p: torch.Tensor, bias_p: torch.Tensor | None,
+                      chunk_rows: int = 1024) -> float:
+    """Sum over positions of the full-vocabulary KL(P || Q), both distributions made from final hidden states ([N, H])
+    and output layers chunk by chunk. The top-k-plus-tail KL of the same positions can only be smaller (merging
+    classes never raises a KL), so the two together measure what the top-k approximation leaves out."""
+    total = 0.0
+    for start in range(0, hidden_q.shape[0], chunk_rows):
+        sl = slice(start, start + chunk_rows)
+        log_q = torch.log_softmax(F.linear(hidden_q[sl], weight_q, bias_q).float(), dim=-1)
+        log_p = torch.log_softmax(F.linear(hidden_p[sl], weight_p, bias_p).float(), dim=-1)
+        total += float((log_p.exp() * (log_p - log_q)).sum())
+    return total

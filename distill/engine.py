@@ -1,0 +1,86 @@
+"""The vLLM engine, started and stopped in one place (generate's teacher, eval's models, on-policy rounds).
+
+The CPU defaults live here, not in shell wrappers, so `python -m distill.generate` and the `distill` command work
+the same as the scripts.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+
+from distill.errors import DistillError
+from distill.logs import current_log, output_to_log
+
+# GiB of KV cache for a CPU engine. vLLM's own default asks for a share of the machine's memory that small machines
+# refuse ("Available memory on node 0 ... is less than desired CPU memory utilization").
+CPU_KVCACHE_GIB = "1"
+
+
+def on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def apply_cpu_defaults() -> None:
+    """Set before the engine starts; a user's own VLLM_CPU_KVCACHE_SPACE wins."""
+    if not on_gpu():
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
+
+
+def start_engine(model: str, what: str, **kwargs):
+    """vllm.LLM(model, **kwargs), or one line naming `what` (e.g. "teacher") when it fails to start."""
+    apply_cpu_defaults()
+    from vllm import LLM
+
+    if not on_gpu():
+        kwargs.pop("gpu_memory_utilization", None)  # on CPU the KV cache size comes from VLLM_CPU_KVCACHE_SPACE
+    try:
+        with output_to_log():
+            return LLM(model=model, **kwargs)
+    except Exception as e:  # vLLM raises many kinds, with long messages
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        log = f"; details in {current_log()}" if current_log() else ""
+        raise DistillError(f"{what} {model}: vLLM engine failed to start ({type(e).__name__}: {first}){log}") from None
+
+
+def stop_engine(llm) -> None:
+    """Shut the engine core process down and free what it held; the caller drops its own reference after."""
+    if llm is None:
+        return
+    core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+    with output_to_log():
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+        try:
+            from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+
+            cleanup_dist_env_and_memory()
+        except Exception:  # best effort: nothing to clean when no distributed state was made
+            pass
+    gc.collect()
+
+
+def flat_rows(flat, positions: range) -> tuple[list[float], list[list[int]], list[list[float]]]:
+    """Per position, vLLM's flat logprobs hold [chosen token, top-1 .. top-k]: slice them, no per-entry objects.
+    Returns (logprob of the chosen token, top-k ids, top-k logprobs), one entry per position."""
+    ids, lps, starts, ends = flat.token_ids, flat.logprobs, flat.start_indices, flat.end_indices
+    chosen, topk_ids, topk_lps = [], [], []
+    for pos in positions:
+        s, e = starts[pos], ends[pos]
+        chosen.append(lps[s])
+        topk_ids.append(ids[s + 1:e])
+        topk_lps.append(lps[s + 1:e])
+    return chosen, topk_ids, topk_lps
+
+
+def score_answers(llm, prompt_ids: list[list[int]], answer_ids: list[list[int]], k: int) -> list[tuple]:
+    """The engine's model, teacher-forced on given answers (vLLM prompt_logprobs): per answer, the exact logprob of
+    each answer token and the top-k ids and logprobs at each answer position."""
+    from vllm import SamplingParams
+
+    params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=k, flat_logprobs=True, detokenize=False)
+    outs = llm.generate([{"prompt_token_ids": p + a} for p, a in zip(prompt_ids, answer_ids)], params, use_tqdm=False)
+    return [flat_rows(out.prompt_logprobs, range(len(p), len(p) + len(a)))
+            for out, p, a in zip(outs, prompt_ids, answer_ids)]
