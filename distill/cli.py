@@ -1,6 +1,7 @@
 """The `distill` command.
 
     distill generate|train|eval CONFIG [section.key=value ...]   one stage
+    distill onpolicy CONFIG [section.key=value ...]              on-policy rounds from a trained student
     distill pipeline CONFIG [section.key=value ...]              generate -> train -> SFT-only ablation -> eval
     distill report RUN_DIR                                       rebuild the eval report from saved files
     distill serve RUN_DIR [--model NAME] [--port N] [--host H]   chat with a trained student (OpenAI-compatible API)
@@ -30,6 +31,7 @@ STAGES = {
     "generate": ("distill.generate.run", "finished shards are kept; rerun the same command to resume"),
     "train": ("distill.train.run", "rerun the same command to resume from the newest checkpoint"),
     "eval": ("distill.eval.run", "finished per-model files are kept; rerun the same command to resume"),
+    "onpolicy": ("distill.onpolicy.run", "rounds already scored and trained are kept; rerun the same command to resume"),
 }
 
 # The default pipeline: (stage, extra overrides). The SFT-only student has the same data and steps and no KD term,
@@ -87,6 +89,8 @@ def stage_main(stage: str, argv: list[str]) -> int:
         return 0 if argv else 2
     module, resume_hint = STAGES[stage]
     previous = signal.signal(signal.SIGINT, _exit_if_stuck(resume_hint))
+    # SIGTERM (a scheduler, `kill`) unwinds like Ctrl-C, so the engines' processes are shut down, not orphaned.
+    signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
     cfg = None
     try:
         from distill.config import load_config

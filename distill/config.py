@@ -10,6 +10,7 @@ nearest known key for typos).
 from __future__ import annotations
 
 import difflib
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -123,6 +124,12 @@ class LoraConfig(Section):
     merge: bool = True  # merge the adapter into a full model folder at the end (vLLM-servable)
 
 
+class MixtureEntry(Section):
+    weight: Float = Field(1.0, ge=0)  # the task's share of sampled training rows, relative to the other tasks
+    w_ce: Float | None = Field(None, ge=0)  # this task's own loss weights; None: train.w_ce / train.w_kd
+    w_kd: Float | None = Field(None, ge=0)
+
+
 KDLoss = Literal["forward_kl", "reverse_kl", "jsd", "skew_forward_kl", "skew_reverse_kl"]
 
 
@@ -130,6 +137,11 @@ class TrainConfig(Section):
     output_name: str = "student"  # model folder under run.dir
     w_ce: Float = Field(0.5, ge=0)  # weight of cross-entropy on the teacher's response tokens
     w_kd: Float = Field(0.5, ge=0)  # weight of the top-k KD term
+    # Feature / layer-wise distillation against an online teacher (loaded in the training process); 0: off.
+    w_feature: Float = Field(0.0, ge=0)
+    feature_loss: Literal["mse", "cosine"] = "cosine"  # between mapped student and teacher hidden states
+    feature_layers: dict[int, int] | None = None  # student layer -> teacher layer; None: from student_init.json
+    feature_projection: bool = True  # learn a linear map when the widths differ (dropped from the exported model)
     kd_loss: KDLoss = "forward_kl"  # the divergence against the stored top-k (distill/losses.py)
     kd_temperature: Float = Field(1.0, gt=0)
     jsd_beta: Float = Field(0.5, gt=0, lt=1)  # jsd: weight of the teacher in the mixture
@@ -156,13 +168,39 @@ class TrainConfig(Section):
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     gradient_checkpointing: bool = False
     resume: bool = True  # continue from the newest complete checkpoint in the output folder
+    # Multi-task mixture: task (a record's `task`, from the corpus' task/category field or its source) -> sampling
+    # weight and optional loss weights. Empty: every record once per epoch. Tasks left out are not trained on.
+    mixture: dict[str, MixtureEntry] = {}
     lora: LoraConfig = LoraConfig()
 
     @model_validator(mode="after")
     def _some_loss(self):
-        if self.w_ce + self.w_kd == 0:
-            raise ValueError("config keys train.w_ce and train.w_kd: must not both be 0")
+        if self.w_ce + self.w_kd + self.w_feature == 0:
+            raise ValueError("config keys train.w_ce, train.w_kd and train.w_feature: must not all be 0")
+        if self.mixture and sum(e.weight for e in self.mixture.values()) == 0:
+            raise ValueError("config key train.mixture: the task weights sum to 0 (no task would be trained on)")
         return self
+
+
+class OnPolicyConfig(Section):
+    """On-policy distillation rounds (`distill onpolicy`): the student answers training prompts, the teacher scores
+    the answers with its top-k, the student trains on them; then again with the updated student."""
+
+    output_name: str = "student_onpolicy"  # model folder under run.dir
+    init: str | None = None  # the student to start from (a model folder); None: the run's train.output_name
+    rounds: PositiveInt = 4
+    prompts_per_round: PositiveInt = 32  # training prompts (generate.prompts, in turn) the student answers per round
+    samples_per_prompt: PositiveInt = 1
+    temperature: Float = Field(1.0, ge=0)  # the student's sampling temperature
+    max_tokens: PositiveInt = 64  # longest student answer
+    steps_per_round: PositiveInt = 4  # optimizer steps on each round's answers (batch: train.batch_size)
+    # GKD's lambda: the share of training rows that are the student's own answers; the rest are the stored teacher
+    # answers (RUN/shards/train) with train.w_ce and train.w_kd. 1.0: purely on-policy.
+    lmbda: Float = Field(1.0, gt=0, le=1)
+    loss: Literal["reverse_kl", "jsd", "sampled_token"] = "reverse_kl"  # on the student's own answers
+    w_onpolicy: Float = Field(1.0, gt=0)  # weight of that loss
+    lr: Float | None = None  # None: train.lr
+    keep_engines: bool = True  # keep both engines alive across rounds (student weights reloaded in place)
 
 
 class JudgeConfig(Section):
@@ -203,6 +241,7 @@ class Config(Section):
     student: StudentConfig = StudentConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    onpolicy: OnPolicyConfig = OnPolicyConfig()
 
 
 # ---- loading --------------------------------------------------------------------------------------------------
@@ -255,9 +294,14 @@ def _show(value: Any) -> str:
 
 
 def _known_keys(loc: tuple) -> list[str]:
-    """The field names of the section that holds loc[-1]."""
+    """The field names of the section that holds loc[-1] (a mapping's keys, such as train.mixture.<task>, skipped)."""
     model: Any = Config
-    for part in loc[:-1]:
+    parts = list(loc[:-1])
+    while parts:
+        part = parts.pop(0)
+        if typing.get_origin(model) is dict:
+            model = typing.get_args(model)[1]  # `part` was a key of the mapping
+            continue
         field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
         if field is None:
             return []

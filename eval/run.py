@@ -31,9 +31,10 @@ from distill.models import count_params, is_hub_id, load_tokenizer, weight_files
 from distill.prompts import load_prompts, prompt_hash
 
 RANDOM_TOKENS = 24  # length of the degenerate panel's random-token answers
-OPTIONAL_DEFAULTS = ("student_init", "student_sft")  # skipped with a reason when the run has none
-# Files train/ writes last into a default model folder: without them the folder is still being written.
-DONE_MARKERS = {"student": "train_summary.json", "student_sft": "train_summary.json", "student_init": "student_init.json"}
+OPTIONAL_DEFAULTS = ("student_init", "student_sft", "student_onpolicy")  # skipped with a reason when absent
+# Files train/ and onpolicy/ write last into a model folder: without them the folder is still being written.
+DONE_MARKERS = {"student": "train_summary.json", "student_sft": "train_summary.json",
+                "student_init": "student_init.json", "student_onpolicy": "train_summary.json"}
 
 
 def log(msg: str) -> None:
@@ -91,7 +92,8 @@ def resolve_models(cfg: Config) -> tuple[dict[str, str], dict[str, str]]:
                 raise DistillError(f"eval.models.{name}: {problem}")
         return dict(cfg.eval.models), {}
     models = {"teacher": cfg.teacher.model, "student": str(paths.model(cfg.train.output_name)),
-              "student_init": str(paths.student_init), "student_sft": str(paths.model("student_sft"))}
+              "student_init": str(paths.student_init), "student_sft": str(paths.model("student_sft")),
+              "student_onpolicy": str(paths.model(cfg.onpolicy.output_name))}
     skipped = {}
     for name, where in list(models.items()):
         problem = model_problem(where)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections import Counter
 import re
 import time
 from dataclasses import dataclass
@@ -49,10 +50,11 @@ def sampling_info(cfg: Config) -> dict:
             "stop": list(g.stop), "seed": g.seed}
 
 
-def task_of(prompt: Prompt) -> str | None:
-    """The prompt's task for multi-task mixtures and per-task metrics: its corpus `task` or `category` field."""
+def task_of(prompt: Prompt) -> str:
+    """The prompt's task, for multi-task mixtures and per-task metrics: its corpus `task` or `category` field, else
+    the name of the file it came from (a folder of one file per task makes one task per file)."""
     task = prompt.meta.get("task") or prompt.meta.get("category")
-    return str(task) if task is not None else None
+    return str(task) if task is not None else Path(prompt.where.rsplit(":", 1)[0]).stem
 
 
 def shard_prompts(job: Job, index: int, size: int) -> list[Prompt]:
@@ -226,6 +228,7 @@ def plan(cfg: Config, tokenizer) -> list[Job]:
     jobs = []
     for name, source, max_prompts in corpora:
         prompts, stats = load_prompts(source, g.columns, g.split, max_prompts)
+        stats["tasks"] = dict(sorted(Counter(task_of(p) for p in prompts).items()))  # the mixture on offer
         if g.mode == "score":
             missing = next((p for p in prompts if p.response is None), None)
             if missing:

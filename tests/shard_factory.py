@@ -33,7 +33,7 @@ PROMPTS = [
 
 def write_shard_set(model_dir: Path, out_dir: Path, *, prompts: list[str] = PROMPTS, k: int = 8,
                     max_new_tokens: int = 16, shard_size: int = 4, codec: str = "compact",
-                    prob_step: float = 1.6e-4, seed: int = 0) -> dict:
+                    prob_step: float = 1.6e-4, seed: int = 0, tasks: list[str] | None = None) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     torch.manual_seed(seed)
@@ -57,7 +57,7 @@ def write_shard_set(model_dir: Path, out_dir: Path, *, prompts: list[str] = PROM
             prompt_id=f"p{i:03d}", sample_index=0, messages=messages, prompt_token_ids=prompt_ids,
             response=tokenizer.decode(response_ids, skip_special_tokens=True), response_token_ids=response_ids,
             sampled_logprobs=sampled.tolist(), topk_ids=top_ids.tolist(), topk_logprobs=top_lp.tolist(),
-            finish_reason=finish, codec=codec, prob_step=prob_step))
+            finish_reason=finish, codec=codec, prob_step=prob_step, task=tasks[i] if tasks else None))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = shards.new_manifest(

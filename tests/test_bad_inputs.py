@@ -82,6 +82,19 @@ CATALOGUE = [
      "student.model {tmp}/empty-student: no model weights (*.safetensors) in the folder"),
     ("student_soft_capped_logits", "train", "student.model is a Gemma 2 model, which soft-caps its logits",
      "student {tmp}/softcap-student: Gemma2ForCausalLM does more to its logits than its output layer"),
+    # ---- train: feature distillation and multi-task mixtures ----
+    ("feature_layer_missing", "train", "train.w_feature=1 with train.feature_layers={0: 9} (the teacher has 2 layers)",
+     "train.feature_layers: teacher layer 9 does not exist (the teacher has 2)"),
+    ("feature_widths_without_projection", "train", "a width-32 student, a width-64 teacher, feature_projection=false",
+     "train.feature_projection: the student's hidden size 32 differs from the teacher's 64"),
+    ("feature_teacher_not_loadable", "train", "train.w_feature=1 with an OpenAI-compatible (remote) teacher",
+     "train.w_feature: the feature loss needs the teacher loaded in the training process"),
+    ("mixture_unknown_task", "train", "train.mixture names a task no shard record has",
+     "train.mixture.poetry: no task of that name in the training shards"),
+    ("mixture_negative_weight", "config", "train.mixture={a: {weight: -1}}",
+     "config key train.mixture.a.weight: must be at least 0, got -1.0"),
+    ("mixture_weights_sum_to_zero", "config", "train.mixture={a: {weight: 0}}",
+     "config key train.mixture: the task weights sum to 0"),
     # ---- config (any stage) ----
     ("config_student_model_missing", "config", "student.from_teacher_layers=null and no student.model",
      "config key student.model is required unless student.from_teacher_layers is set"),
@@ -395,6 +408,39 @@ def make_student_soft_capped_logits(env):
 
 
 # ---- makers: config and command line ----------------------------------------------------------------------------
+
+
+def make_feature_layer_missing(env):
+    cfg = env.train_cfg("train.w_feature=1", "train.feature_layers={0: 9}")
+    return Trial(lambda: train(cfg), protect=[env.tmp / "run" / "shards"])
+
+
+def make_feature_widths_without_projection(env):
+    from conftest import build_tiny_llama
+
+    student = build_tiny_llama(env.tmp / "narrow", layers=1, hidden=32, seed=1)
+    cfg = env.train_cfg(f"student.model={student}", "student.from_teacher_layers=null", "train.w_feature=1",
+                        "train.feature_layers={0: 1}", "train.feature_projection=false")
+    return Trial(lambda: train(cfg), protect=[env.tmp / "run" / "shards"])
+
+
+def make_feature_teacher_not_loadable(env):
+    cfg = env.train_cfg("train.w_feature=1", "teacher.backend=openai", "teacher.base_url=http://127.0.0.1:9/v1",
+                        f"student.model={env.teacher}", "student.from_teacher_layers=null")
+    return Trial(lambda: train(cfg), protect=[env.tmp / "run" / "shards"])
+
+
+def make_mixture_unknown_task(env):
+    cfg = env.train_cfg("train.mixture={poetry: {weight: 1}}")
+    return Trial(lambda: train(cfg), protect=[env.tmp / "run" / "shards"])
+
+
+def make_mixture_negative_weight(env):
+    return Trial(lambda: config("train.mixture={a: {weight: -1}}"))
+
+
+def make_mixture_weights_sum_to_zero(env):
+    return Trial(lambda: config("train.mixture={a: {weight: 0}}"))
 
 
 def make_config_student_model_missing(env):

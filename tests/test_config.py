@@ -57,7 +57,7 @@ BAD_CONFIGS = [
     ("train:\n  save_total_limit: 0\n", "config key train.save_total_limit: must be at least 1, got 0"),
     ("train:\n  lora:\n    enabled: maybe\n", "config key train.lora.enabled: expected true or false, got str 'maybe'"),
     ("eval:\n  prompts: []\n", "config key eval.prompts: must not be empty"),
-    ("train:\n  w_ce: 0\n  w_kd: 0\n", "config keys train.w_ce and train.w_kd: must not both be 0"),
+    ("train:\n  w_ce: 0\n  w_kd: 0\n", "config keys train.w_ce, train.w_kd and train.w_feature: must not all be 0"),
     ("generate:\n  mode: score\n  n: 2\n", "config key generate.n: must be 1 in scoring mode"),
     ("generate:\n  k: 5000\n", "config key generate.k: must be at most 1000, got 5000"),
 ]

@@ -56,7 +56,9 @@ def run(cfg: Config) -> dict:
 
     check_all(shard_dir, manifest, model, tokenizer, f"student {student_dir}")
     train_ds, eval_ds, counts = prepare_data(cfg, shard_dir, state)
-    trainer = build_trainer(cfg, out, model, tokenizer, train_ds, eval_ds)
+    features = feature_distiller(cfg, student_dir, model)
+    trainer = build_trainer(cfg, out, model, tokenizer, train_ds, eval_ds, features)
+    trainer.sample_weights = mixture_sampling(train_ds, cfg)
     resume = resume_point(cfg, out / "checkpoints", settings, state)
     train_wall = train(trainer, resume, out / "checkpoints", t.save_steps, state)
     save_final_model(trainer, out, tokenizer, cfg)
@@ -145,29 +147,58 @@ def prepare_student(cfg: Config, state):
 
 def prepare_data(cfg: Config, shard_dir: Path, state):
     """Training and validation datasets, built once by rank 0 (the other ranks read its cache)."""
-    from distill.train.data import build_dataset, split_eval
+    from distill.train.data import apply_mixture, build_dataset, split_eval
 
     t = cfg.train
     with state.main_process_first():
         ds, counts = build_dataset(shard_dir, t.max_seq_len, t.too_long, run_paths(cfg).root / "cache" / "datasets")
+        ds, mixture = apply_mixture(ds, t.mixture, t.w_ce, t.w_kd)
         train_ds, eval_ds = split_eval(ds, t.eval_fraction, cfg.run.seed)
     if state.is_main_process:
         print(f"[train] {len(train_ds)} training / {len(eval_ds) if eval_ds else 0} validation sequences from "
               f"{shard_dir} ({counts['truncated']} truncated, {counts['dropped']} dropped at "
               f"train.max_seq_len={t.max_seq_len}); global batch {t.batch_size * t.grad_accum * state.num_processes} "
               f"sequences (batch_size {t.batch_size} x grad_accum {t.grad_accum} x {state.num_processes} processes)")
-    return train_ds, eval_ds, {"truncated": counts["truncated"], "dropped": counts["dropped"]}
+    return train_ds, eval_ds, {"truncated": counts["truncated"], "dropped": counts["dropped"], "mixture": mixture}
 
 
-def build_trainer(cfg: Config, out: Path, model, tokenizer, train_ds, eval_ds):
+def mixture_sampling(train_ds, cfg: Config) -> list[float] | None:
+    from distill.train.data import sampling_weights
+
+    return sampling_weights(train_ds, cfg.train.mixture)
+
+
+def feature_distiller(cfg: Config, student_dir, model):
+    """The online teacher for train.w_feature > 0 (train/features.py), refused in one line when it cannot run."""
+    t = cfg.train
+    if t.w_feature == 0:
+        return None
+    from distill.models import load_causal_lm
+    from distill.train.features import FeatureDistiller, layer_map
+
+    if cfg.teacher.backend != "vllm":
+        raise DistillError("train.w_feature: the feature loss needs the teacher loaded in the training process, but "
+                           f"teacher.backend is {cfg.teacher.backend} (a remote server); set train.w_feature=0")
+    if t.lora.enabled and t.feature_projection:
+        raise DistillError("train.w_feature: LoRA with feature distillation is supported only when no projection is "
+                           "needed; set train.feature_projection=false (equal widths) or turn LoRA off")
+    teacher = load_causal_lm(cfg.teacher.model, "teacher.model", cfg.teacher.trust_remote_code)
+    return FeatureDistiller(teacher, model, layer_map(Path(student_dir), t.feature_layers), t.feature_loss,
+                            t.feature_projection)
+
+
+def build_trainer(cfg: Config, out: Path, model, tokenizer, train_ds, eval_ds, features=None):
     import torch
 
     from distill.batches import DistillCollator
     from distill.losses import KDSpec
     from distill.scoring import Objective
+    from distill.train.data import own_loss_weights
     from distill.train.trainer import DistillTrainer, default_callbacks, lora_config, training_args
 
     t = cfg.train
+    own_weights = own_loss_weights(t.mixture)  # rows carry each task's absolute loss weights
+    kd_needed = t.w_kd > 0 or any((e.w_kd or 0) > 0 for e in t.mixture.values())
     return DistillTrainer(
         model=model,
         args=training_args(cfg, out / "checkpoints", eval_ds is not None, cpu=not torch.cuda.is_available()),
@@ -177,8 +208,10 @@ def build_trainer(cfg: Config, out: Path, model, tokenizer, train_ds, eval_ds):
         processing_class=tokenizer,
         peft_config=lora_config(model, t.lora),
         callbacks=default_callbacks(),
-        objective=Objective(KDSpec.from_train(t), t.w_kd > 0, t.chunk_rows),
-        weights={"ce": t.w_ce, "kd": t.w_kd},
+        objective=Objective(KDSpec.from_train(t), kd_needed, t.chunk_rows),
+        weights={"ce": 1.0, "kd": 1.0, "feature": t.w_feature} if own_weights else
+                {"ce": t.w_ce, "kd": t.w_kd, "feature": t.w_feature},
+        features=features,
     )
 
 
@@ -242,7 +275,13 @@ def train(trainer, resume: Path | None, ckpt_dir: Path, save_steps: int, state) 
 def save_final_model(trainer, out: Path, tokenizer, cfg: Config) -> None:
     """The model folder (vLLM-servable). trainer.save_model handles FSDP/DeepSpeed state dicts; under FSDP it writes
     nothing for a sharded state dict (our checkpoints' setting), so the final folder asks for the full one."""
+    from distill.scoring import causal_lm
+    from distill.train.features import detach_projection
+
     lora = cfg.train.lora
+    out.mkdir(parents=True, exist_ok=True)
+    if trainer.accelerator.is_main_process:
+        detach_projection(causal_lm(trainer.accelerator.unwrap_model(trainer.model)), out)
     if trainer.is_fsdp_enabled:
         trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     if lora.enabled:

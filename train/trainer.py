@@ -83,9 +83,9 @@ class LogLastStep(TrainerCallback):
             control.should_log = True
 
 
-def training_args(cfg, checkpoints: Path, has_eval: bool, cpu: bool) -> SFTConfig:
+def training_args(cfg, checkpoints: Path, has_eval: bool, cpu: bool, **overrides) -> SFTConfig:
     t = cfg.train
-    return SFTConfig(
+    settings = dict(
         output_dir=str(checkpoints),
         max_steps=t.max_steps if t.max_steps > 0 else -1,
         num_train_epochs=t.epochs,
@@ -115,6 +115,7 @@ def training_args(cfg, checkpoints: Path, has_eval: bool, cpu: bool) -> SFTConfi
         dataloader_num_workers=0,
         use_cpu=cpu,
     )
+    return SFTConfig(**{**settings, **overrides})
 
 
 def lora_config(model, lora):
@@ -165,6 +166,14 @@ class DistillTrainer(SFTTrainer):
         self._sums = {mode: torch.zeros(len(TERMS) + 1, dtype=torch.float64) for mode in ("train", "eval")}
         self.tokens_seen = None  # response tokens trained on, over all processes and resumed runs
         self.tokens_this_run = 0
+        self.sample_weights = None  # a multi-task mixture's per-row sampling weights (train.mixture)
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.sample_weights is None:
+            return super()._get_train_sampler(train_dataset)
+        generator = torch.Generator().manual_seed(self.args.seed)
+        return torch.utils.data.WeightedRandomSampler(self.sample_weights, num_samples=len(self.sample_weights),
+                                                      replacement=True, generator=generator)
 
     def _get_num_items_in_batch(self, batch_samples, device):
         # Response tokens in the whole optimizer step: every micro-batch here, summed over processes.

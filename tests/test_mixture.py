@@ -1,0 +1,113 @@
+"""Multi-task mixtures (train.mixture): each task's sampling weight and loss weights reach the rows the trainer
+draws and the loss it computes; the run's summary records the mixture."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from distill.batches import DistillCollator
+from distill.config import load_config
+from distill.errors import DistillError
+from shard_factory import PROMPTS, write_shard_set
+
+TASKS = ["math" if i % 3 == 0 else "chat" for i in range(len(PROMPTS))]  # 4 math, 8 chat
+
+
+@pytest.fixture(scope="module")
+def shards(tiny_teacher, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("mixture") / "train"
+    write_shard_set(tiny_teacher, out, tasks=TASKS)
+    return out
+
+
+def rows_of(shards: Path):
+    from distill.train.data import build_dataset
+
+    return build_dataset(shards, 256, "truncate", shards.parent / "cache")[0]
+
+
+def mixture(text: str):
+    return load_config(None, [f"train.mixture={text}"]).train.mixture
+
+
+def test_sampling_weights_share_each_tasks_weight_among_its_rows(shards):
+    from distill.train.data import apply_mixture, sampling_weights
+
+    ds = rows_of(shards)
+    mix = mixture("{math: {weight: 3}, chat: {weight: 1}}")
+    ds, record = apply_mixture(ds, mix, 0.5, 0.5)
+    weights = sampling_weights(ds, mix)
+    by_task = Counter()
+    for task, w in zip(ds["task"], weights):
+        by_task[task] += w
+    assert by_task == pytest.approx({"math": 3.0, "chat": 1.0})  # a task's rows together carry its weight
+    assert record["math"]["share"] == 0.75 and record["chat"]["records"] == 8
+    sampler = torch.utils.data.WeightedRandomSampler(weights, num_samples=4000, generator=torch.Generator()
+                                                     .manual_seed(0))
+    drawn = Counter(ds["task"][i] for i in sampler)
+    assert drawn["math"] / 4000 == pytest.approx(0.75, abs=0.03)
+
+
+def test_a_task_left_out_is_never_drawn_and_an_unknown_task_is_refused(shards):
+    from distill.train.data import apply_mixture, sampling_weights
+
+    ds, record = apply_mixture(rows_of(shards), mixture("{math: {weight: 1}}"), 0.5, 0.5)
+    weights = sampling_weights(ds, mixture("{math: {weight: 1}}"))
+    assert all((w == 0) == (t == "chat") for t, w in zip(ds["task"], weights)) and record["chat"]["share"] == 0.0
+    with pytest.raises(DistillError, match=r"train.mixture.maths: no task of that name in the training shards "
+                                           r"\(tasks: chat, math\)"):
+        apply_mixture(rows_of(shards), mixture("{maths: {weight: 1}}"), 0.5, 0.5)
+
+
+def test_a_tasks_own_loss_weights_scale_its_rows_loss_terms(shards, tiny_teacher):
+    """ce_weight 0 on the chat rows: their CE drops out; kd_weight 2 on math doubles its KD."""
+    from transformers import AutoModelForCausalLM
+
+    from distill.losses import HELDOUT_KL
+    from distill.scoring import Objective, batch_loss_terms
+    from distill.train.data import apply_mixture
+
+    ds, _ = apply_mixture(rows_of(shards), mixture("{math: {weight: 1, w_kd: 2.0}, chat: {weight: 1, w_ce: 0.0}}"),
+                          0.5, 0.5)
+    rows = list(ds)
+    model = AutoModelForCausalLM.from_pretrained(tiny_teacher, dtype=torch.float32).eval()
+    collate = DistillCollator(pad_token_id=0)
+    objective = Objective(HELDOUT_KL, True, 1024)
+    with torch.no_grad():
+        mixed = batch_loss_terms(model, collate(rows), objective)
+        per_row = [batch_loss_terms(model, collate([{**r, "ce_weight": 1.0, "kd_weight": 1.0}]), objective)
+                   for r in rows]
+    want_ce = sum(t["ce"] * r["ce_weight"] for t, r in zip(per_row, rows))
+    want_kd = sum(t["kd"] * r["kd_weight"] for t, r in zip(per_row, rows))
+    assert {r["task"]: (r["ce_weight"], r["kd_weight"]) for r in rows} == {"math": (0.5, 2.0), "chat": (0.0, 0.5)}
+    torch.testing.assert_close(mixed["ce"], want_ce, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(mixed["kd"], want_kd, rtol=1e-4, atol=1e-4)
+
+
+def test_a_mixed_run_trains_from_its_sampler_and_records_its_mixture(shards, tiny_teacher, tmp_path, monkeypatch):
+    from distill.train import trainer as trainer_module
+    from distill.train.run import run
+
+    root = tmp_path / "run"
+    shutil.copytree(shards, root / "shards" / "train")
+    samplers = []
+    real = trainer_module.DistillTrainer._get_train_sampler
+
+    def spy(self, *args, **kwargs):
+        samplers.append(real(self, *args, **kwargs))
+        return samplers[-1]
+
+    monkeypatch.setattr(trainer_module.DistillTrainer, "_get_train_sampler", spy)
+    summary = run(load_config(None, [f"run.dir={root}", f"teacher.model={tiny_teacher}", "student.from_teacher_layers=1",
+                                     "train.max_steps=2", "train.batch_size=4", "train.eval_fraction=0",
+                                     "train.report_to=none", "train.mixture={math: {weight: 1}}"]))
+    assert summary["mixture"]["math"]["share"] == 1.0 and summary["mixture"]["chat"]["weight"] == 0.0
+    assert json.loads((root / "student" / "train_summary.json").read_text())["mixture"] == summary["mixture"]
+    assert isinstance(samplers[0], torch.utils.data.WeightedRandomSampler)
+    assert summary["steps"] == 2
