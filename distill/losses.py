@@ -147,7 +147,22 @@ def kd_per_position(student_logits: torch.Tensor, topk_ids: torch.Tensor, topk_p
 # ---- the training/eval entry point: CE + KD over response positions, in chunks --------------------------------
 
 
-def _chunk_terms(hidden, weight, bias, targets, topk_ids, topk_probs, spec: KDSpec, with_kd: bool, ce_w, kd_w):
+def _chunked_sums(fn, per_row: tuple, shared: tuple, chunk_rows: int) -> tuple[torch.Tensor, ...]:
+    """Sum fn(*per_row_chunk, *shared) over chunks of rows. With grad enabled each chunk is checkpointed, so at most
+    one chunk of [chunk_rows, V] logits is alive at a time in the forward and in the backward pass."""
+    grad = torch.is_grad_enabled() and per_row[0].requires_grad
+    totals = None
+    for start in range(0, per_row[0].shape[0], chunk_rows):
+        args = (*(x[start:start + chunk_rows] for x in per_row), *shared)
+        out = checkpoint(fn, *args, use_reentrant=False) if grad else fn(*args)
+        totals = out if totals is None else tuple(a + b for a, b in zip(totals, out))
+    if totals is None:  # no rows
+        zero = per_row[0].new_zeros((), dtype=torch.float32)
+        totals = (zero, zero)
+    return totals
+
+
+def _chunk_terms(hidden, targets, topk_ids, topk_probs, ce_w, kd_w, weight, bias, spec: KDSpec, with_kd: bool):
     logits = F.linear(hidden, weight, bias).float()
     log_softmax = torch.log_softmax(logits, dim=-1)
     ce = -log_softmax.gather(-1, targets[:, None]).squeeze(-1)
@@ -165,26 +180,14 @@ def loss_sums(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     """Sums over response positions of the CE and KD terms, from final hidden states ([N, H]), each position
     weighted by ce_weights / kd_weights ([N], default 1: a multi-task mixture's per-task loss weights).
 
-    The student's logits are made chunk by chunk from `hidden` and the output embedding (`weight` [V, H]); with
-    grad enabled each chunk is checkpointed, so at most one chunk of [chunk_rows, V] logits is alive at a time
-    in the forward and the backward pass. CE and KD share one log-softmax.
+    The student's logits are made chunk by chunk from `hidden` and the output embedding (`weight` [V, H]), so no
+    [N, V] logits tensor is ever whole. CE and KD share one log-softmax.
     """
     ones = hidden.new_ones(hidden.shape[0], dtype=torch.float32)
-    ce_weights = ones if ce_weights is None else ce_weights.float()
-    kd_weights = ones if kd_weights is None else kd_weights.float()
-    ce_total = hidden.new_zeros((), dtype=torch.float32)
-    kd_total = hidden.new_zeros((), dtype=torch.float32)
-    for start in range(0, hidden.shape[0], chunk_rows):
-        sl = slice(start, start + chunk_rows)
-        args = (hidden[sl], weight, bias, targets[sl], topk_ids[sl], topk_probs[sl], spec, with_kd, ce_weights[sl],
-                kd_weights[sl])
-        if torch.is_grad_enabled() and hidden.requires_grad:
-            ce, kd = checkpoint(_chunk_terms, *args, use_reentrant=False)
-        else:
-            ce, kd = _chunk_terms(*args)
-        ce_total = ce_total + ce
-        kd_total = kd_total + kd
-    return ce_total, kd_total
+    ce_w = ones if ce_weights is None else ce_weights.float()
+    kd_w = ones if kd_weights is None else kd_weights.float()
+    return _chunked_sums(_chunk_terms, (hidden, targets, topk_ids, topk_probs, ce_w, kd_w),
+                         (weight, bias, spec, with_kd), chunk_rows)
 
 
 # ---- on the student's own samples: the per-token reverse-KL estimate -------------------------------------------
@@ -204,7 +207,7 @@ def sampled_token_terms(student_log_softmax: torch.Tensor, targets: torch.Tensor
     return estimate * log_q, estimate
 
 
-def _sampled_chunk(hidden, weight, bias, targets, teacher_logprobs, weights):
+def _sampled_chunk(hidden, targets, teacher_logprobs, weights, weight, bias):
     log_softmax = torch.log_softmax(F.linear(hidden, weight, bias).float(), dim=-1)
     loss, estimate = sampled_token_terms(log_softmax, targets, teacher_logprobs)
     return (loss * weights).sum(), (estimate * weights).sum()
@@ -213,20 +216,9 @@ def _sampled_chunk(hidden, weight, bias, targets, teacher_logprobs, weights):
 def sampled_token_sums(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
                        teacher_logprobs: torch.Tensor, *, chunk_rows: int = 1024,
                        weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sums over positions of sampled_token_terms, chunked and checkpointed like loss_sums."""
+    """Sums over positions of sampled_token_terms (loss, estimate), chunked and checkpointed like loss_sums."""
     weights = hidden.new_ones(hidden.shape[0], dtype=torch.float32) if weights is None else weights.float()
-    loss_total = hidden.new_zeros((), dtype=torch.float32)
-    estimate_total = hidden.new_zeros((), dtype=torch.float32)
-    for start in range(0, hidden.shape[0], chunk_rows):
-        sl = slice(start, start + chunk_rows)
-        args = (hidden[sl], weight, bias, targets[sl], teacher_logprobs[sl], weights[sl])
-        if torch.is_grad_enabled() and hidden.requires_grad:
-            loss, estimate = checkpoint(_sampled_chunk, *args, use_reentrant=False)
-        else:
-            loss, estimate = _sampled_chunk(*args)
-        loss_total = loss_total + loss
-        estimate_total = estimate_total + estimate
-    return loss_total, estimate_total
+    return _chunked_sums(_sampled_chunk, (hidden, targets, teacher_logprobs, weights), (weight, bias), chunk_rows)
 
 
 # ---- features: the teacher's hidden states supervise the student's ------------------------------------------------

@@ -204,9 +204,10 @@ def comparisons(models: dict) -> dict:
     parts = []
     c = out["kd_vs_init"]
     if c:
+        relative = f", {c['relative']:+.1%}" if c["relative"] is not None else ""
         parts.append(f"the distilled student is {'closer to' if c['student_closer'] else 'no closer to'} the teacher "
                      f"than the undistilled one (held-out KL {c['student_kl']:.3f} vs {c['student_init_kl']:.3f} "
-                     f"nats/token, {c['difference']:+.3f}" + (f", {c['relative']:+.1%})" if c["relative"] is not None else ")"))
+                     f"nats/token, {c['difference']:+.3f}{relative})")
     else:
         parts.append(f"the distilled and undistilled students cannot be compared (no held-out KL for "
                      f"{missing('student_init')}; see skipped)")
@@ -368,10 +369,10 @@ def build_report(eval_dir: str | Path) -> tuple[dict, str]:
 
 def markdown_report(report: dict, rows: list[list[str]], plan: dict, rows_by_model: dict, order: list[str]) -> str:
     models = report["models"]
+    panel = ", ".join(f"{k} {fmt(v)}" for k, v in report["degenerate_panel"].items())
     md = ["# Distillation eval report", "", markdown_table(rows), "", report["comparison"]["sentence"], "",
           f"Exact-accuracy floor: the best of a panel of answers that ignore the question scores "
-          f"{fmt(report['degenerate_floor'])} ({', '.join(f'{k} {fmt(v)}' for k, v in report['degenerate_panel'].items())}).",
-          "", KL_NOTE, "", "## All metrics", ""]
+          f"{fmt(report['degenerate_floor'])} ({panel}).", "", KL_NOTE, "", "## All metrics", ""]
     keys = ["heldout_kl", "heldout_kl_full", "top1_agreement", "heldout_nll", "own_answer_reverse_kl",
             "own_answer_teacher_logprob", "exact_accuracy", "rouge_l", "params", "size_mb", "tokens_per_s", "ttft_s",
             "engine_peak_rss_mb", "mean_response_tokens", "repetition_rate", "empty_rate", "cutoff_rate"]
@@ -379,9 +380,9 @@ def markdown_report(report: dict, rows: list[list[str]], plan: dict, rows_by_mod
                                   for n, m in models.items()]
     md += [markdown_table(table), "",
            "Speed: each model generates the same prompts to exactly the same length (end of sequence ignored) in "
-           f"repeated runs; tokens/s is the median, speed-up the ratio of medians. Engine peak RSS is the peak resident "
-           "memory of the engine's worker process (weights, KV cache reservation, activations). Exact accuracy counts "
-           "prompts that carry a check of content and form.", "", "## Per task", ""]
+           "repeated runs; tokens/s is the median, speed-up the ratio of medians. Engine peak RSS is the peak "
+           "resident memory of the engine's worker process (weights, KV cache reservation, activations). Exact "
+           "accuracy counts prompts that carry a check of content and form.", "", "## Per task", ""]
     md += [task_table(models), ""]
     md += ["## Held-out sets and overlap with the training shards", ""]
     ov = plan["overlap"]

@@ -94,6 +94,8 @@ def resolve_models(cfg: Config) -> tuple[dict[str, str], dict[str, str]]:
     models = {"teacher": cfg.teacher.model, "student": str(paths.model(cfg.train.output_name)),
               "student_init": str(paths.student_init), "student_sft": str(paths.model("student_sft")),
               "student_onpolicy": str(paths.model(cfg.onpolicy.output_name))}
+    if not cfg.onpolicy.in_pipeline and not Path(models["student_onpolicy"]).exists():
+        del models["student_onpolicy"]  # this run has no on-policy rounds: nothing to say about them
     skipped = {}
     for name, where in list(models.items()):
         problem = model_problem(where)

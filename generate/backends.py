@@ -5,12 +5,16 @@
 
 `g` is the run's generate config (sampling settings, k): an engine started once can serve several runs.
 
+Every request carries its own seed, derived from the run's seed and the prompt's id only (`request_seed`), so a
+record's sample does not depend on which shard, batch, worker or rerun generated it.
+
 `prompt_token_ids` are made by run.py with the teacher's chat template, so the ids stored in a shard are exactly
 the ids the teacher saw (the vLLM engine is given the ids; the OpenAI path checks the server's against them).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -18,10 +22,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from distill.config import resolve_dtype
-from distill.engine import flat_rows, score_answers, start_engine, stop_engine
+from distill.engine import flat_rows, on_gpu, score_answers, start_engine, stop_engine
 from distill.errors import DistillError
 
 OPENAI_CONCURRENCY = 8  # requests in flight against an OpenAI-compatible server
+
+
+def request_seed(run_seed: int, prompt_id: str) -> int:
+    """The sampling seed of one prompt's request: 63 bits of sha256(f"{run_seed}:{prompt_id}"). With n > 1 the n
+    samples come from this one request (vLLM seeds sample i with seed + i)."""
+    digest = hashlib.sha256(f"{run_seed}:{prompt_id}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
 
 @dataclass
@@ -40,7 +51,7 @@ class VllmBackend:
 
     name = "vllm"
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, cpu_cores: str | None = None):
         t, g = cfg.teacher, cfg.generate
         kwargs = dict(
             tokenizer=t.tokenizer or t.model,
@@ -49,24 +60,29 @@ class VllmBackend:
             tensor_parallel_size=t.tensor_parallel_size,
             enforce_eager=t.enforce_eager,
             trust_remote_code=t.trust_remote_code,
-            seed=g.seed,  # engine-level only: per-request seeds crashed the CPU engine on big batches
+            seed=g.seed,  # for requests without their own seed (none here: see request_seed)
             max_logprobs=max(g.k, 20),
             logprobs_mode=g.logprobs_mode,
             gpu_memory_utilization=t.gpu_memory_utilization,
         )
         if t.data_parallel_size > 1:
             kwargs["data_parallel_size"] = t.data_parallel_size
-        self.llm = start_engine(t.model, "teacher", **kwargs)
+        if not on_gpu():
+            # Chunked prefill samples a throw-away token for a partial prompt and then rewinds the request's
+            # generator, which CPU generators cannot do ("CPU Generator does not use offset"): seeded requests
+            # crash once a batch's prompts exceed one step's token budget. Whole prompts per step avoid it.
+            kwargs["enable_chunked_prefill"] = False
+        self.llm = start_engine(t.model, "teacher", cpu_cores=cpu_cores, **kwargs)
         self.tokenizer = self.llm.get_tokenizer()
 
     def generate(self, prompts, prompt_token_ids: list[list[int]], g) -> list[list[Result]]:
         from vllm import SamplingParams
 
-        params = SamplingParams(
+        params = [SamplingParams(
             n=g.n, temperature=g.temperature, top_p=g.top_p, max_tokens=g.max_tokens, stop=g.stop or None,
-            logprobs=g.k, flat_logprobs=True,
+            logprobs=g.k, flat_logprobs=True, seed=request_seed(g.seed, p.id),
             detokenize=bool(g.stop),  # stop strings need vLLM's text; otherwise we decode once, below
-        )
+        ) for p in prompts]
         outs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompt_token_ids], params, use_tqdm=False)
         results = []
         for out, ids in zip(outs, prompt_token_ids):
@@ -126,6 +142,7 @@ class OpenAIBackend:
             resp = self.client.chat.completions.create(
                 model=self.model, messages=prompt.messages, n=g.n, temperature=g.temperature, top_p=g.top_p,
                 max_tokens=g.max_tokens, stop=g.stop or None, logprobs=True, top_logprobs=g.k,
+                seed=request_seed(g.seed, prompt.id),  # vLLM's server seeds the request with it
                 extra_body={"return_tokens_as_token_ids": True, "return_token_ids": True,
                             "skip_special_tokens": True},
             )

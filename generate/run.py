@@ -2,7 +2,8 @@
 
 Shard i of a corpus holds prompts [i*S, (i+1)*S) (S = generate.shard_size), in corpus order, so a rerun knows
 which prompts a missing shard needs. Each shard is written atomically, then the manifest is rewritten; a rerun
-verifies and skips finished shards and generates the rest.
+verifies and skips finished shards and generates the rest. generate.executor=ray hands the shards to a pool of
+engines on a Ray cluster instead (ray_executor.py); they write each shard with the same `write_shard`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tqdm import tqdm
 
 from distill import shards as sh
 from distill.config import Config, run_paths
+from distill.engine import cpu_engine_threads, on_gpu
 from distill.errors import DistillError
 from distill.files import sha256_bytes
 from distill.generate.backends import OpenAIBackend, VllmBackend
@@ -42,12 +44,21 @@ def teacher_tokenizer(cfg: Config):
     return load_tokenizer(t.tokenizer or t.model, "teacher.model", t.trust_remote_code)
 
 
-def sampling_info(cfg: Config) -> dict:
+def sampling_info(cfg: Config, batch_invariant: bool) -> dict:
+    """The sampling settings, as the manifest records them. Each record's sample depends only on generate.seed and
+    its prompt id (seed_scheme per_record: backends.request_seed); batch_invariant says whether the engine also gives
+    bit-identical records whatever the batching (other shard sizes, workers, resumes)."""
     g = cfg.generate
     if g.mode == "score":
         return {"mode": "score"}
     return {"temperature": g.temperature, "top_p": g.top_p, "max_tokens": g.max_tokens, "n": g.n,
-            "stop": list(g.stop), "seed": g.seed}
+            "stop": list(g.stop), "seed": g.seed, "seed_scheme": "per_record", "batch_invariant": batch_invariant}
+
+
+def engine_batch_invariant(cfg: Config, cpu_cores: str | None = None) -> bool:
+    """vLLM on CPU computing on one thread is batch-invariant (measured bit-identical across batch sizes, orders and
+    restarts); CUDA kernels and multi-threaded CPU kernels are not, and a remote server is unknown."""
+    return cfg.teacher.backend == "vllm" and not on_gpu() and cpu_engine_threads(cpu_cores) == 1
 
 
 def task_of(prompt: Prompt) -> str:
@@ -59,6 +70,10 @@ def task_of(prompt: Prompt) -> str:
 
 def shard_prompts(job: Job, index: int, size: int) -> list[Prompt]:
     return job.prompts[index * size:(index + 1) * size]
+
+
+def shard_count(job: Job, size: int) -> int:
+    return -(-len(job.prompts) // size)
 
 
 def prepare_folder(job: Job, cfg: Config) -> None:
@@ -92,7 +107,7 @@ def prepare_folder(job: Job, cfg: Config) -> None:
         except DistillError as e:
             print(f"[generate] warning: {e}; generating that shard again")
             (folder / entry["file"]).unlink(missing_ok=True)
-    n_shards = -(-len(job.prompts) // g.shard_size)
+    n_shards = shard_count(job, g.shard_size)
     for name in on_disk:
         index = int(_SHARD_FILE.match(name).group(1))
         if index in entries or name != sh.shard_name(index, g.codec):
@@ -160,10 +175,16 @@ def too_long_error(p: Prompt, length: int, limit: int) -> DistillError:
                         "(set generate.too_long=skip to skip such prompts)")
 
 
-def write_shard(job: Job, index: int, backend, tokenizer, cfg: Config) -> dict:
-    """Generate and write shard `index` of a job; return its manifest entry."""
+def write_shard(folder: Path, index: int, prompts: list[Prompt], backend, tokenizer, cfg: Config) -> dict:
+    """Generate shard `index` (its `prompts`) and write it atomically into `folder`; return its manifest entry.
+    The one producer of shards: the local executor calls it here, the Ray executor in its workers."""
+    records, skipped = shard_records(prompts, backend, tokenizer, cfg)
+    return {**sh.write_shard(folder, index, records, cfg.generate.codec), "skipped": skipped}
+
+
+def shard_records(prompts: list[Prompt], backend, tokenizer, cfg: Config) -> tuple[list[dict], int]:
+    """One shard's records, and how many of its prompts were skipped as too long."""
     g, limit = cfg.generate, cfg.teacher.max_model_len
-    prompts = shard_prompts(job, index, g.shard_size)
     ids, resp, lengths = token_lengths(tokenizer, prompts, g)
     keep = []
     for i, (p, length) in enumerate(zip(prompts, lengths)):
@@ -185,42 +206,67 @@ def write_shard(job: Job, index: int, backend, tokenizer, cfg: Config) -> dict:
                     prompt_token_ids=r.prompt_token_ids, response=r.response, response_token_ids=r.response_token_ids,
                     sampled_logprobs=r.sampled_logprobs, topk_ids=r.topk_ids, topk_logprobs=r.topk_logprobs,
                     finish_reason=r.finish_reason, codec=g.codec, prob_step=g.prob_step, task=task_of(prompt)))
-    return {**sh.write_shard(job.folder, index, records, g.codec), "skipped": len(prompts) - len(kept)}
+    return records, len(prompts) - len(kept)
+
+
+def missing_shards(job: Job, cfg: Config) -> list[int]:
+    done = {e["index"] for e in job.manifest["shards"]}
+    return [i for i in range(shard_count(job, cfg.generate.shard_size)) if i not in done]
+
+
+def add_shard(job: Job, entry: dict, cfg: Config) -> None:
+    """List a written shard in its job's manifest and rewrite the manifest (only ever in this process)."""
+    job.manifest["shards"] = sorted(job.manifest["shards"] + [entry], key=lambda e: e["index"])
+    close_job(job, cfg)
+
+
+def close_job(job: Job, cfg: Config) -> None:
+    _recount(job.manifest, shard_count(job, cfg.generate.shard_size))
+    sh.write_manifest(job.folder, job.manifest)
+
+
+def crash_hook():
+    """Test hook: with DISTILL_FAIL_AFTER_SHARDS=N, the returned callable raises on its N-th call (a simulated crash
+    after N shards are listed)."""
+    left = int(os.environ.get("DISTILL_FAIL_AFTER_SHARDS", "-1"))
+
+    def shard_listed() -> None:
+        nonlocal left
+        left -= 1
+        if left == 0:
+            raise RuntimeError("DISTILL_FAIL_AFTER_SHARDS: simulated crash")
+
+    return shard_listed
 
 
 def run_job(job: Job, backend, tokenizer, cfg: Config) -> dict:
-    """Generate a job's missing shards. Returns {prompts, records, tokens, seconds, bytes} for the summary."""
+    """Generate a job's missing shards. Returns {tokens, seconds} for the summary."""
     g = cfg.generate
-    n_shards = -(-len(job.prompts) // g.shard_size)
-    done = {e["index"] for e in job.manifest["shards"]}
-    todo = [i for i in range(n_shards) if i not in done]
-    fail_after = int(os.environ.get("DISTILL_FAIL_AFTER_SHARDS", "-1"))  # test hook: simulate a crash
-    bar = tqdm(total=len(job.prompts), initial=sum(len(shard_prompts(job, i, g.shard_size)) for i in done),
-               desc=f"[generate] {job.name}", unit="prompt", dynamic_ncols=True)
+    todo, shard_listed = missing_shards(job, cfg), crash_hook()
+    left = sum(len(shard_prompts(job, i, g.shard_size)) for i in todo)
+    bar = tqdm(total=len(job.prompts), initial=len(job.prompts) - left, desc=f"[generate] {job.name}", unit="prompt",
+               dynamic_ncols=True)
     tokens, start = 0, time.perf_counter()
     try:
         for i in todo:
-            entry = write_shard(job, i, backend, tokenizer, cfg)
-            job.manifest["shards"] = sorted(job.manifest["shards"] + [entry], key=lambda e: e["index"])
-            _recount(job.manifest, n_shards)
-            sh.write_manifest(job.folder, job.manifest)
+            entry = write_shard(job.folder, i, shard_prompts(job, i, g.shard_size), backend, tokenizer, cfg)
+            add_shard(job, entry, cfg)
             tokens += entry["tokens"]
             bar.update(len(shard_prompts(job, i, g.shard_size)))
             bar.set_postfix_str(f"{tokens / (time.perf_counter() - start):.1f} tok/s")
-            if fail_after >= 0:
-                fail_after -= 1
-                if fail_after == 0:
-                    raise RuntimeError("DISTILL_FAIL_AFTER_SHARDS: simulated crash")
+            shard_listed()
     finally:
         bar.close()  # also on an error: its one-line message must not land on the progress bar's line
-    _recount(job.manifest, n_shards)
-    sh.write_manifest(job.folder, job.manifest)
+    close_job(job, cfg)
     return {"tokens": tokens, "seconds": time.perf_counter() - start}
 
 
-def plan(cfg: Config, tokenizer) -> list[Job]:
-    """Load the corpora and prepare (check, resume or start) their output folders. No engine needed."""
+def plan(cfg: Config, tokenizer, batch_invariant: bool | None = None) -> list[Job]:
+    """Load the corpora and prepare (check, resume or start) their output folders. No engine needed.
+    batch_invariant: what the engines that will run promise (None: the local engine's, engine_batch_invariant)."""
     g = cfg.generate
+    if batch_invariant is None:
+        batch_invariant = engine_batch_invariant(cfg)
     teacher, tok = teacher_entry(cfg.teacher), sh.tokenizer_fingerprint(tokenizer)
     corpora = [("train", g.prompts, g.max_prompts)]
     if g.heldout_prompts:
@@ -238,7 +284,7 @@ def plan(cfg: Config, tokenizer) -> list[Job]:
                 if length > cfg.teacher.max_model_len:
                     raise too_long_error(p, length, cfg.teacher.max_model_len)
         manifest = sh.new_manifest(teacher=teacher, tokenizer=tok, mode=g.mode, k=g.k, logprobs_mode=g.logprobs_mode,
-                                   codec=g.codec, prob_step=g.prob_step, sampling=sampling_info(cfg), corpus=stats,
+                                   codec=g.codec, prob_step=g.prob_step, sampling=sampling_info(cfg, batch_invariant), corpus=stats,
                                    shard_size=g.shard_size)
         jobs.append(Job(name, run_paths(cfg).shards(name), prompts, manifest))
     if len(jobs) == 2:
@@ -255,31 +301,43 @@ def make_backend(cfg: Config, tokenizer):
     return VllmBackend(cfg) if cfg.teacher.backend == "vllm" else OpenAIBackend(cfg, tokenizer)
 
 
+def all_complete(jobs: list[Job]) -> bool:
+    """True (and says so) when every corpus is already generated."""
+    if not all(job.manifest["complete"] for job in jobs):
+        return False
+    for job in jobs:
+        print(f"[generate] {job.name}: already complete ({job.manifest['counts']['records']} records), {job.folder}")
+    return True
+
+
+def summarize(job: Job, stats: dict) -> dict:
+    """Print a corpus' one summary line; return it as a dict."""
+    c = job.manifest["counts"]
+    size = sum(e["bytes"] for e in job.manifest["shards"])
+    line = (f"[generate] {job.name}: {len(job.prompts)} prompts, {c['records']:,} records, {c['tokens']:,} tokens, "
+            f"{stats['tokens'] / max(stats['seconds'], 1e-9):.1f} tok/s, "
+            f"{size / max(c['tokens'], 1):.1f} B/token on disk, {job.folder}")
+    if c["skipped_too_long"]:
+        line += f" ({c['skipped_too_long']} prompts skipped: too long)"
+    print(line, flush=True)
+    return {"corpus": job.name, **c, **stats, "bytes": size}
+
+
 def run(cfg: Config, backend=None) -> list[dict]:
     """The whole stage. Pass an already started backend to reuse it (tests, bench); else one is started if needed."""
+    if cfg.generate.executor == "ray":
+        from distill.generate.ray_executor import run_on_ray
+
+        return run_on_ray(cfg)
     tokenizer = teacher_tokenizer(cfg)
     jobs = plan(cfg, tokenizer)
-    summaries = []
-    if all(job.manifest["complete"] for job in jobs):
-        for job in jobs:
-            print(f"[generate] {job.name}: already complete ({job.manifest['counts']['records']} records), {job.folder}")
-        return summaries
+    if all_complete(jobs):
+        return []
     own = backend is None
     if own:
         backend = make_backend(cfg, tokenizer)
     try:
-        for job in jobs:
-            stats = run_job(job, backend, tokenizer, cfg)
-            c = job.manifest["counts"]
-            size = sum(e["bytes"] for e in job.manifest["shards"])
-            line = (f"[generate] {job.name}: {len(job.prompts)} prompts, {c['records']:,} records, {c['tokens']:,} tokens, "
-                    f"{stats['tokens'] / max(stats['seconds'], 1e-9):.1f} tok/s, "
-                    f"{size / max(c['tokens'], 1):.1f} B/token on disk, {job.folder}")
-            if c["skipped_too_long"]:
-                line += f" ({c['skipped_too_long']} prompts skipped: too long)"
-            print(line, flush=True)
-            summaries.append({"corpus": job.name, **c, **stats, "bytes": size})
+        return [summarize(job, run_job(job, backend, tokenizer, cfg)) for job in jobs]
     finally:
         if own:
             backend.close()
-    return summaries

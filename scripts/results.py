@@ -64,11 +64,17 @@ def cell(value) -> str:
 
 
 def render(data: dict) -> str:
-    """The README section for one results file: the table, its notes, and where it came from."""
-    lines = [f"**{data['title']}**", "", "| " + " | ".join(data["columns"]) + " |",
-             "|" + "---|" * len(data["columns"])]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in data["rows"]]
-    lines.append("")
+    """The README section for one results file: the table (or the example answers), its notes, and its source."""
+    if data.get("kind") == "examples":
+        lines = [f"**{data['title']}**", ""]
+        for row in data["rows"]:
+            prompt, answers = row[0], dict(zip(data["columns"][1:], row[1:]))
+            lines += [f"> {prompt}", ""] + [f"- **{m}**: {text}" for m, text in answers.items()] + [""]
+    else:
+        lines = [f"**{data['title']}**", "", "| " + " | ".join(data["columns"]) + " |",
+                 "|" + "---|" * len(data["columns"])]
+        lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in data["rows"]]
+        lines.append("")
     if data.get("notes"):
         lines += [data["notes"], ""]
     lines.append(f"<sub>From `docs/results/{data['name']}.json` (commit {data['commit']}, {data['date']}, "
@@ -103,6 +109,24 @@ def from_report(report_path: Path, name: str, title: str, command: str, notes: s
     config = json.loads((Path(report_path).parent / "run.json").read_text()).get("config", {})
     extra = {"degenerate_floor": report.get("degenerate_floor"), "comparison": report.get("comparison")}
     return record(name, title, columns, rows, command, config, notes, extra)
+
+
+def examples_from_eval(eval_dir: Path, name: str, title: str, command: str, models=("teacher", "student"),
+                       n: int = 3) -> Path:
+    """Example answers from an eval folder's generations: n prompts evenly spaced over the held-out set (the same
+    rule as the report's examples, so nothing is picked by hand), each model's answer in one line."""
+    gens = {m: [json.loads(x) for x in (Path(eval_dir) / "generations" / f"{m}.jsonl").read_text().splitlines()
+                if x.strip()] for m in models}
+    first = gens[models[0]]
+    picks = [round(i * (len(first) - 1) / max(n - 1, 1)) for i in range(n)]
+
+    def one_line(text: str) -> str:
+        text = " ".join(text.split())
+        return (text[:280] + " ...") if len(text) > 280 else (text or "(empty)")
+
+    rows = [[one_line(first[i]["prompt"])] + [one_line(gens[m][i]["response"]) for m in models] for i in picks]
+    config = json.loads((Path(eval_dir) / "run.json").read_text()).get("config", {})
+    return record(name, title, ["prompt", *models], rows, command, config, extra={"kind": "examples"})
 
 
 def main(argv: list[str]) -> int:

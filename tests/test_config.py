@@ -20,7 +20,7 @@ def test_shipped_configs_parse_and_validate(path):
 def test_default_config_is_the_offline_cpu_run():
     cfg = load_config(REPO / "configs" / "default.yaml")
     assert cfg.teacher.model == "models/smollm2-135m-instruct"
-    assert cfg.student.from_teacher_layers == 10
+    assert cfg.student.from_teacher_layers == 15 and cfg.student.layer_selection == "drop_one_kl"
     assert cfg.generate.prompts == "prompts/train.jsonl"
 
 
@@ -112,3 +112,17 @@ def test_default_yaml_lists_only_what_differs_from_the_code_defaults_each_with_a
         assert node != value, f"{path}: {key}: {value!r} repeats the default in distill/config.py"
         line = next(ln for ln in text.splitlines() if ln.strip().startswith(key.split(".")[-1] + ":"))
         assert "#" in line, f"{path}: {key} has no comment saying why it differs"
+
+
+def test_pipeline_stages_follow_their_switches():
+    from distill.cli import PIPELINE
+
+    def stages(*overrides):
+        cfg = load_config(REPO / "configs" / "default.yaml", list(overrides))
+        return [(name, extra[:1]) for name, extra, wanted in PIPELINE if wanted(cfg)]
+
+    default = stages()
+    assert default == [("generate", []), ("train", []), ("eval", [])]
+    both = stages("train.sft_baseline=true", "onpolicy.in_pipeline=true")
+    assert both == [("generate", []), ("train", []), ("onpolicy", []), ("train", ["train.output_name=student_sft"]),
+                    ("eval", [])]

@@ -441,7 +441,7 @@ def test_eval_ctrl_c_keeps_finished_models_and_rerun_finishes(vteacher, tiny_tea
         child.cleanup()
     assert rc == 130, child.tail()
     # (vLLM can swallow a Ctrl-C during its engine start and hang; distill/cli.py then exits after 10 s.)
-    assert child.seen("finished per-model generation files are kept; rerun the same command to resume"), child.tail()
+    assert child.seen("finished per-model files are kept; rerun the same command to resume"), child.tail()
     assert stop_s <= STOP_LIMIT_S, f"Ctrl-C took {stop_s:.1f} s to stop eval"
     assert child.seen("done: generations already done")
     assert {p.name: p.read_bytes() for p in gens.iterdir() if p.name.startswith("done.")} == kept

@@ -24,8 +24,8 @@ from conftest import REPO, build_tiny_llama
 from distill import shards as sh
 from distill.config import load_config
 from distill.errors import DistillError
-from distill.generate.backends import VllmBackend
-from distill.generate.run import run
+from distill.generate.backends import VllmBackend, request_seed
+from distill.generate.run import engine_batch_invariant, run
 
 PY = sys.executable
 N_PROMPTS = 20
@@ -188,6 +188,35 @@ def test_config_errors(teacher, corpus, tmp_path):
     assert out.stderr.strip().splitlines()[-1] == f"error: teacher.model {tmp_path}/no-such-model: no such model folder"
 
 
+def records(run_dir) -> list[str]:
+    """Every record line of a run's shards, in order, whatever the shard boundaries."""
+    return [line for data in shard_bytes(run_dir).values()
+            for line in zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 30).decode().splitlines()]
+
+
+def test_request_seed_is_stable_and_depends_on_both_parts():
+    # The scheme docs/shard-format.md states: 63 bits of sha256("<seed>:<prompt_id>"), big-endian.
+    assert request_seed(0, "p00") == 7622877144343726835
+    seeds = {request_seed(s, pid) for s in (0, 1) for pid in ("p00", "p01")}
+    assert len(seeds) == 4 and all(0 <= x < 2**63 for x in seeds)
+
+
+def test_sampled_records_do_not_depend_on_the_batching(engine, teacher, corpus, tmp_path):
+    """Per-record seeds: at temperature 1, shards of 6 prompts and one shard of 20 hold the same records."""
+    run(make_cfg(teacher, corpus, tmp_path / "six", "generate.temperature=1.0"), backend=engine)
+    run(make_cfg(teacher, corpus, tmp_path / "all", "generate.temperature=1.0", "generate.shard_size=20"),
+        backend=engine)
+    assert len(shard_bytes(tmp_path / "six")) == 4 and len(shard_bytes(tmp_path / "all")) == 1
+    sampling = sh.open_shard_set(shard_folder(tmp_path / "six"))["sampling"]
+    cfg = make_cfg(teacher, corpus, tmp_path / "six")
+    assert sampling["seed_scheme"] == "per_record" and sampling["batch_invariant"] == engine_batch_invariant(cfg)
+    if sampling["batch_invariant"]:
+        assert records(tmp_path / "six") == records(tmp_path / "all")
+    else:  # CUDA or several CPU threads: the same prompts, not necessarily the same bits
+        assert [json.loads(r)["id"] for r in records(tmp_path / "six")] == [
+            json.loads(r)["id"] for r in records(tmp_path / "all")]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -198,7 +227,8 @@ def test_openai_backend_matches_offline(engine, teacher, corpus, tmp_path, capfd
     key = "sk-test-3f9a1c77e2d54b1b"
     short = tmp_path / "short.jsonl"
     short.write_text("".join(corpus.read_text().splitlines(keepends=True)[:4]))
-    args = ("generate.temperature=0", "generate.shard_size=2")
+    # Sampled, not greedy: the server takes each request's seed, so it must answer as the offline engine did.
+    args = ("generate.temperature=1.0", "generate.shard_size=2")
     run(make_cfg(teacher, short, tmp_path / "offline", *args), backend=engine)
     engine.close()  # one engine at a time on this machine
 
@@ -224,7 +254,8 @@ def test_openai_backend_matches_offline(engine, teacher, corpus, tmp_path, capfd
         os.environ["DISTILL_TEST_KEY"] = key
         try:
             run(make_cfg(teacher, short, tmp_path / "remote", *args, "teacher.backend=openai",
-                         f"teacher.base_url=http://127.0.0.1:{port}/v1", "teacher.api_key_env=DISTILL_TEST_KEY"))
+                         f"teacher.base_url=http://127.0.0.1:{port}/v1", "teacher.api_key_env=DISTILL_TEST_KEY",
+                         f"teacher.served_model_name={teacher.name}"))  # `distill serve` names it after its folder
         finally:
             del os.environ["DISTILL_TEST_KEY"]
     finally:
@@ -250,3 +281,38 @@ def test_openai_backend_matches_offline(engine, teacher, corpus, tmp_path, capfd
         seen += zstandard.ZstdDecompressor().stream_reader(p.open("rb")).read().decode()
     out, err = capfd.readouterr()
     assert key not in seen + out + err
+
+
+@pytest.mark.slow
+def test_default_size_rerun_resume_and_rebatching_give_the_same_records(default_teacher, tmp_path, monkeypatch):
+    """The default run's training corpus (240 prompts, 64 tokens, temperature 0.7, shards of 64) three more ways:
+    killed after two shards and resumed by a new process (a new engine), and as one shard of 240 prompts (13k prompt
+    tokens in one call: the batch size at which per-request seeds crashed the CPU engine under chunked prefill).
+    The first must equal the uninterrupted run byte for byte (shards and manifest), the second record for record."""
+    corpus = tmp_path / "train.jsonl"
+    corpus.write_bytes((REPO / "prompts" / "train.jsonl").read_bytes())  # a frozen copy: the file may be edited
+    args = [f"teacher.model={default_teacher}", f"generate.prompts={corpus}", "generate.heldout_prompts=null"]
+
+    def cfg(name, *extra):
+        return load_config(REPO / "configs" / "default.yaml", [*args, f"run.dir={tmp_path / name}", *extra])
+
+    backend = VllmBackend(cfg("whole"))
+    try:
+        run(cfg("whole"), backend=backend)
+        monkeypatch.setenv("DISTILL_FAIL_AFTER_SHARDS", "2")
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            run(cfg("resumed"), backend=backend)
+        monkeypatch.delenv("DISTILL_FAIL_AFTER_SHARDS")
+        run(cfg("one_batch", "generate.shard_size=240"), backend=backend)
+    finally:
+        backend.close()
+    assert len(sh.read_manifest(shard_folder(tmp_path / "resumed"))["shards"]) == 2
+    out = subprocess.run([PY, "-m", "distill.generate", str(REPO / "configs" / "default.yaml"), *args,
+                          f"run.dir={tmp_path / 'resumed'}"], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    whole = shard_bytes(tmp_path / "whole")
+    assert len(whole) == 4 and sh.open_shard_set(shard_folder(tmp_path / "whole"))["counts"]["records"] == 240
+    assert shard_bytes(tmp_path / "resumed") == whole
+    assert (shard_folder(tmp_path / "resumed") / sh.MANIFEST).read_bytes() == (
+        shard_folder(tmp_path / "whole") / sh.MANIFEST).read_bytes()
+    assert records(tmp_path / "one_batch") == records(tmp_path / "whole")

@@ -1,5 +1,6 @@
 """The shape of the code: three stage floors above one shared layer, short recipes, no long functions.
 
+                         onpolicy/     (the rounds: sampling and scoring with vLLM, training with train/'s trainer)
     distill/ (config, shards, files, models, engine, logs, losses, batches, scoring, checks, prompts, cli)
       ^ generate/    ^ train/    ^ eval/          (installed as distill.generate, distill.train, distill.eval)
 
@@ -16,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = sorted((ROOT / "distill").glob("*.py"))
-STAGE_FILES = {s: sorted((ROOT / s).glob("*.py")) for s in ("generate", "train", "eval")}
+STAGE_FILES = {s: sorted((ROOT / s).glob("*.py")) for s in ("generate", "train", "eval", "onpolicy")}
 PRODUCT = SHARED + [f for files in STAGE_FILES.values() for f in files]
 
 
@@ -86,7 +87,7 @@ def test_no_product_function_is_over_80_lines():
     assert long == []
 
 
-@pytest.mark.parametrize("stage", ["train", "eval"])
+@pytest.mark.parametrize("stage", ["train", "eval", "onpolicy"])
 def test_stage_recipes_are_short(stage):
     lengths = dict(function_lengths(ROOT / stage / "run.py"))
     assert lengths["run"] <= 60, f"{stage}/run.py: run is {lengths['run']} lines"

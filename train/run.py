@@ -134,9 +134,10 @@ def prepare_student(cfg: Config, state):
     s = cfg.student
     if s.from_teacher_layers:
         with state.main_process_first():
-            student_dir = make_student_from_teacher(cfg.teacher.model, s.from_teacher_layers, run_paths(cfg).student_init,
-                                                    s.layer_selection, run_paths(cfg).shards("train"),
-                                                    s.calibration_records, cfg.train.max_seq_len)
+            student_dir = make_student_from_teacher(cfg.teacher.model, s.from_teacher_layers,
+                                                    run_paths(cfg).student_init, s.layer_selection,
+                                                    run_paths(cfg).shards("train"), s.calibration_records,
+                                                    cfg.train.max_seq_len)
     else:
         student_dir = cfg.student.model
     tokenizer = load_student_tokenizer(student_dir, cfg)

@@ -108,7 +108,8 @@ def load_student_tokenizer(path: str | Path, cfg):
 
 
 def check_lora_targets(model, target_modules: list[str]) -> None:
-    """LoRA on the output layer would never train: the loss multiplies by the layer's weight, not through its forward."""
+    """LoRA on the output layer would never train: the loss multiplies by the layer's weight, not through its
+    forward."""
     head = model.get_output_embeddings()
     head_name = next((n for n, m in model.named_modules() if m is head), "")
     if head_name and (head_name in target_modules or head_name.rsplit(".", 1)[-1] in target_modules):

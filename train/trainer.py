@@ -36,7 +36,8 @@ def add_distill_forward(model, objective: Objective, features=None) -> None:
         if distill is None:
             return inner(*args, **kwargs)
         if features is None:
-            return {**batch_loss_terms(lm, distill, objective), "feature": lm.get_output_embeddings().weight.new_zeros(())}
+            terms = batch_loss_terms(lm, distill, objective)
+            return {**terms, "feature": terms["ce"].new_zeros(())}
         hidden, feature = features.terms(lm, distill)
         return {**batch_loss_terms(lm, distill, objective, hidden=hidden), "feature": feature}
 
