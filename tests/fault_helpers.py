@@ -103,7 +103,9 @@ class Child:
         family = self.descendants()
         self.signal_group(signal.SIGKILL)
         rc = self.wait(timeout=60)
-        deadline = time.monotonic() + 20
+        # Processes outside the group (Ray's workers, their vLLM engines) end on their own parent-death checks:
+        # seconds on a quiet machine, longer on a loaded one.
+        deadline = time.monotonic() + 60
         alive = family
         while time.monotonic() < deadline:
             alive = [p for p in alive if _alive(p)]

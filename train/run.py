@@ -200,6 +200,9 @@ def build_trainer(cfg: Config, out: Path, model, tokenizer, train_ds, eval_ds, f
     t = cfg.train
     own_weights = own_loss_weights(t.mixture)  # rows carry each task's absolute loss weights
     kd_needed = t.w_kd > 0 or any((e.w_kd or 0) > 0 for e in t.mixture.values())
+    if kd_needed and t.kd_temperature != 1.0 and t.tail == "bucket":  # measured: docs/results/temperature_tail.json
+        print(f"[train] warning: train.kd_temperature={t.kd_temperature:g} tempers the tail class as if it were one "
+              "token; the KD term's error grows fast away from 1 (README, 'Numbers and what they mean')", flush=True)
     return DistillTrainer(
         model=model,
         args=training_args(cfg, out / "checkpoints", eval_ds is not None, cpu=not torch.cuda.is_available()),
