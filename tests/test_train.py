@@ -397,8 +397,14 @@ def test_error_shard_cut_short(tmp_path, shards, tiny_teacher):
 
 
 def test_error_empty_dataset(tmp_path, shards, tiny_teacher):
-    message = one_line_error(make_cfg(tmp_path / "run", shards, tiny_teacher, "train.max_seq_len=8"))
+    message = one_line_error(make_cfg(tmp_path / "run", shards, tiny_teacher, "train.max_seq_len=8",
+                                      "student.layer_selection=even"))
     assert message.endswith("no usable records (all 12 dropped: each prompt alone fills train.max_seq_len=8)")
+    # Layer selection reads the same records first, and says the same thing.
+    message = one_line_error(make_cfg(tmp_path / "run2", shards, tiny_teacher, "train.max_seq_len=8",
+                                      "student.layer_selection=drop_one_kl"))
+    assert message.endswith("no usable records to choose the student's layers with (each prompt alone fills "
+                            "train.max_seq_len=8)")
 
 
 def test_error_tokenizer_differs(tmp_path, shards, tiny_teacher):

@@ -29,6 +29,9 @@ def calibration_batch(shard_dir: Path, n_records: int, max_seq_len: int, pad_tok
             rows.append(row)
         if len(rows) == n_records:
             break
+    if not rows:
+        raise DistillError(f"{shard_dir}: no usable records to choose the student's layers with (each prompt alone "
+                           f"fills train.max_seq_len={max_seq_len})")
     return DistillCollator(pad_token_id=pad_token_id)(rows)
 
 
