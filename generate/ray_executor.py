@@ -26,7 +26,8 @@ from distill import shards as sh
 from distill.config import Config
 from distill.errors import DistillError
 from distill.generate.run import (Job, add_shard, all_complete, close_job, crash_hook, engine_batch_invariant,
-                                  missing_shards, plan, shard_prompts, summarize, teacher_tokenizer, write_shard)
+                                  missing_shards, plan, shard_count, shard_prompts, summarize, teacher_tokenizer,
+                                  write_shard)
 from distill.logs import current_log, output_to_log
 
 MAX_TRIES = 3  # a unit whose worker died this many times stops the run: something kills every engine on it
@@ -213,7 +214,7 @@ def generate_units(pool: Pool, jobs: list[Job], cfg: Config) -> dict[str, dict]:
 
 
 def progress_bar(jobs: list[Job], cfg: Config, todo: int) -> tqdm:
-    total = sum(-(-len(job.prompts) // cfg.generate.shard_size) for job in jobs)
+    total = sum(shard_count(job, cfg.generate.shard_size) for job in jobs)
     return tqdm(total=total, initial=total - todo, desc=f"[generate] {'+'.join(j.name for j in jobs)} on Ray",
                 unit="shard", dynamic_ncols=True)
 

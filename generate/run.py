@@ -284,8 +284,8 @@ def plan(cfg: Config, tokenizer, batch_invariant: bool | None = None) -> list[Jo
                 if length > cfg.teacher.max_model_len:
                     raise too_long_error(p, length, cfg.teacher.max_model_len)
         manifest = sh.new_manifest(teacher=teacher, tokenizer=tok, mode=g.mode, k=g.k, logprobs_mode=g.logprobs_mode,
-                                   codec=g.codec, prob_step=g.prob_step, sampling=sampling_info(cfg, batch_invariant), corpus=stats,
-                                   shard_size=g.shard_size)
+                                   codec=g.codec, prob_step=g.prob_step, sampling=sampling_info(cfg, batch_invariant),
+                                   corpus=stats, shard_size=g.shard_size)
         jobs.append(Job(name, run_paths(cfg).shards(name), prompts, manifest))
     if len(jobs) == 2:
         train = {prompt_hash(p.messages) for p in jobs[0].prompts}
