@@ -1,6 +1,7 @@
 """Cost of one training step of the default student, KD vs plain SFT: time and peak memory.
 
-Model: SmolLM2-135M-Instruct pruned to 10 of 30 layers (63.7M parameters, float32), made with train/student.py.
+Model: SmolLM2-135M-Instruct pruned to 15 of 30 layers (the default student's size: 81.4M parameters, float32),
+made with train/student.py.
 Batch: 8 sequences, prompt 36-44 + response 120-136 tokens (synthetic ids), a synthetic top-20 teacher
 (0.84 of the mass in the top-20 on average, as measured for SmolLM2 in shared/FINDINGS.md), built as tensors.
 Variants, each one full step (forward, backward, AdamW step) on the same model and batch:
@@ -39,7 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # not bench/: this file's own name would shadow the `train` package
 TEACHER = ROOT / "models" / "smollm2-135m-instruct"
-STUDENT = ROOT / "bench" / "work" / "student_init_10"
+STUDENT = ROOT / "bench" / "work" / "student_init_15"
+N_LAYERS = 15  # the default student's depth
 RESULTS = ROOT / "bench" / "results" / "train.json"
 README = ROOT / "bench" / "README.md"
 VARIANTS = ("sft", "kd", "kd_w0", "dense", "kd_feature")
@@ -171,7 +173,8 @@ def child_memory(variant: str) -> dict:
     baseline = base_rss if base_peak == base_rss else base_peak  # after a reset HWM == RSS; else ru_maxrss
     return {"variant": variant, "peak_mem_mb": (peak - baseline) / 1024, "rss_after_load_mb": rss0 / 1024,
             "memory_method": method, "first_loss": first_loss,
-            "tokens_per_step": int(batch["response_mask"].sum()), "seq_len": int(batch["input_ids"].shape[1])}
+            "tokens_per_step": int(batch["response_mask"].sum()), "seq_len": int(batch["input_ids"].shape[1]),
+            "parameters": sum(p.numel() for p in model.parameters())}
 
 
 def child_time(steps: int, warmup: int) -> dict:
@@ -235,7 +238,7 @@ def main() -> None:
 
     from distill.train.student import make_student_from_teacher
 
-    make_student_from_teacher(TEACHER, 10, STUDENT)  # evenly spaced: the selection does not change a step's cost
+    make_student_from_teacher(TEACHER, N_LAYERS, STUDENT)  # evenly spaced: the selection does not change a step's cost
 
     def child(*flags: str) -> dict:
         proc = subprocess.run([sys.executable, __file__, *flags, "--steps", str(args.steps), "--warmup",
@@ -262,7 +265,8 @@ def main() -> None:
         "time_ratio_kd_feature_over_kd": variants["kd_feature"]["step_s"] / variants["kd"]["step_s"],
         "peak_mem_ratio_kd_feature_over_kd": variants["kd_feature"]["peak_mem_mb"] / variants["kd"]["peak_mem_mb"],
         "peak_mem_ratio_kd_w0_over_sft": variants["kd_w0"]["peak_mem_mb"] / sft["peak_mem_mb"],
-        "model": "SmolLM2-135M-Instruct pruned to 10 of 30 layers (63.7M parameters), float32, AdamW",
+        "model": f"SmolLM2-135M-Instruct pruned to {N_LAYERS} of 30 layers ({sft['parameters'] / 1e6:.1f}M "
+                 "parameters), float32, AdamW",
         "batch": f"{B} sequences, prompt 36-44 + response 120-136 tokens (padded to {sft['seq_len']}), "
                  f"{sft['tokens_per_step']} response tokens, synthetic top-{K} teacher",
         "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__} "

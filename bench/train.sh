@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bash bench/train.sh [--steps N] [--warmup N]: time and peak memory of one training step, KD vs plain SFT,
-# on the default student (SmolLM2 pruned to 10 layers). Writes bench/results/train.json and bench/README.md.
+# on the default student's size (SmolLM2 cut to 15 layers). Writes bench/results/train.json and bench/README.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${DISTILL_VENV:-.venv}"

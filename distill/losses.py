@@ -238,29 +238,29 @@ FEATURE_LOSSES = {"mse": feature_mse, "cosine": feature_cosine}
 
 
 @torch.no_grad()
-def top1_agreement_count(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                         topk_ids: torch.Tensor, topk_probs: torch.Tensor, chunk_rows: int = 1024) -> int:
-    """How many positions where the student's argmax is the teacher's most probable token."""
+def eval_sums(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
+              topk_ids: torch.Tensor, topk_probs: torch.Tensor, spec: KDSpec, *, chunk_rows: int = 1024,
+              reference: tuple | None = None) -> dict:
+    """Evaluation's sums over response positions, from one log-softmax per chunk of the model's logits:
+        nll      -log q(target)                                  (loss_sums' CE)
+        kd       spec's divergence over the teacher's top-k       (loss_sums' KD: the scale training reports)
+        top1     positions where the model's argmax is the teacher's most probable token
+        kl_full  given reference = (hidden_p, weight_p, bias_p), the teacher's final hidden states and output
+                 layer: the full-vocabulary KL(P || Q). The top-k-plus-tail KL of the same positions can only be
+                 smaller (merging classes never raises a KL): together they measure what top-k leaves out.
+    """
     teacher_top1 = topk_ids.gather(-1, topk_probs.argmax(-1, keepdim=True)).squeeze(-1)
-    agree = 0
+    sums = {"nll": 0.0, "kd": 0.0, "top1": 0, "kl_full": 0.0 if reference is not None else None}
     for start in range(0, hidden.shape[0], chunk_rows):
         sl = slice(start, start + chunk_rows)
-        student_top1 = F.linear(hidden[sl], weight, bias).argmax(-1)
-        agree += int((student_top1 == teacher_top1[sl]).sum())
-    return agree
-
-
-@torch.no_grad()
-def full_vocab_kl_sum(hidden_q: torch.Tensor, weight_q: torch.Tensor, bias_q: torch.Tensor | None,
-                      hidden_p: torch.Tensor, weight_p: torch.Tensor, bias_p: torch.Tensor | None,
-                      chunk_rows: int = 1024) -> float:
-    """Sum over positions of the full-vocabulary KL(P || Q), both distributions made from final hidden states ([N, H])
-    and output layers chunk by chunk. The top-k-plus-tail KL of the same positions can only be smaller (merging
-    classes never raises a KL), so the two together measure what the top-k approximation leaves out."""
-    total = 0.0
-    for start in range(0, hidden_q.shape[0], chunk_rows):
-        sl = slice(start, start + chunk_rows)
-        log_q = torch.log_softmax(F.linear(hidden_q[sl], weight_q, bias_q).float(), dim=-1)
-        log_p = torch.log_softmax(F.linear(hidden_p[sl], weight_p, bias_p).float(), dim=-1)
-        total += float((log_p.exp() * (log_p - log_q)).sum())
-    return total
+        logits = F.linear(hidden[sl], weight, bias).float()
+        log_q = torch.log_softmax(logits, dim=-1)
+        sums["nll"] -= float(log_q.gather(-1, targets[sl, None]).sum())
+        sums["kd"] += float(kd_per_position(logits, topk_ids[sl], topk_probs[sl], spec, student_log_softmax=log_q)
+                            .sum())
+        sums["top1"] += int((logits.argmax(-1) == teacher_top1[sl]).sum())
+        if reference is not None:
+            hidden_p, weight_p, bias_p = reference
+            log_p = torch.log_softmax(F.linear(hidden_p[sl], weight_p, bias_p).float(), dim=-1)
+            sums["kl_full"] += float((log_p.exp() * (log_p - log_q)).sum())
+    return sums

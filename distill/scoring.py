@@ -15,7 +15,7 @@ import torch
 from distill import shards as sh
 from distill.batches import DROPPED, DistillCollator, example_row
 from distill.errors import DistillError
-from distill.losses import KDSpec, full_vocab_kl_sum, loss_sums, sampled_token_sums, top1_agreement_count
+from distill.losses import KDSpec, eval_sums, loss_sums, sampled_token_sums
 
 
 def causal_lm(model):
@@ -127,14 +127,17 @@ class TeacherReference:
         self.hidden: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
-    def remember(self, ids: list[str], batch: dict) -> None:
+    def remember(self, ids: list[str], batch: dict, hidden: torch.Tensor | None = None) -> None:
+        """Keep the teacher's answer-position states of these records; `hidden`: the batch's final hidden states
+        when they were already computed with the teacher itself (scoring the teacher: no second forward pass)."""
         todo = [i for i, rid in enumerate(ids) if rid not in self.hidden]
         if not todo:
             return
         sub = {k: v[todo] for k, v in batch.items()}
-        hidden = final_hidden(self.lm, {k: v.to(self.head.weight.device) for k, v in sub.items()})
+        hidden = (final_hidden(self.lm, {k: v.to(self.head.weight.device) for k, v in sub.items()})
+                  if hidden is None else hidden[todo])
         for j, i in enumerate(todo):
-            one = {k: v[j : j + 1] for k, v in sub.items()}
+            one = {k: v[j : j + 1].to(hidden.device) for k, v in sub.items()}
             self.hidden[ids[i]] = response_rows(hidden[j : j + 1], one)[0]
 
 
@@ -163,27 +166,25 @@ def evaluate_on_shards(model_or_dir, shard_folder: str | Path, spec: KDSpec, max
     head = lm.get_output_embeddings()
 
     def score_batch(pending: list[tuple[sh.Example, dict]]) -> list[dict]:
-        batch = collate([row for _, row in pending])
-        if reference is not None:
-            reference.remember([ex.id for ex, _ in pending], batch)
-        batch = {k: v.to(device) for k, v in batch.items()}
+        batch = {k: v.to(device) for k, v in collate([row for _, row in pending]).items()}
         hidden = final_hidden(lm, batch)
+        if reference is not None:  # scoring the teacher itself: its states are the reference's
+            reference.remember([ex.id for ex, _ in pending], batch, hidden if lm is reference.lm else None)
         out = []
         for i, (ex, row) in enumerate(pending):
             one = {k: v[i : i + 1] for k, v in batch.items()}
             h, targets, ids, probs = response_rows(hidden[i : i + 1], one)
-            nll, kl = loss_sums(h, head.weight, head.bias, targets, ids, probs, spec, with_kd=True,
-                                chunk_rows=chunk_rows)
+            ref = None if reference is None else (reference.hidden[ex.id].to(device), reference.head.weight,
+                                                  reference.head.bias)
+            sums = eval_sums(h, head.weight, head.bias, targets, ids, probs, spec, chunk_rows=chunk_rows,
+                             reference=ref)
             n = len(targets)
-            result = {"id": ex.id, "prompt_id": ex.prompt_id, "task": ex.task, "tokens": n, "kl_sum": float(kl),
-                      "nll_sum": float(nll), "top1_agree": top1_agreement_count(h, head.weight, head.bias, ids, probs,
-                                                                                chunk_rows=chunk_rows),
+            result = {"id": ex.id, "prompt_id": ex.prompt_id, "task": ex.task, "tokens": n, "kl_sum": sums["kd"],
+                      "nll_sum": sums["nll"], "top1_agree": sums["top1"],
                       "teacher_logprob_sum": float(ex.topk.sampled_logprobs[:n].sum()),
                       "truncated": row["status"] != 0}
             if reference is not None:
-                ref = reference.hidden[ex.id].to(device)
-                result["kl_full_sum"] = full_vocab_kl_sum(h, head.weight, head.bias, ref, reference.head.weight,
-                                                          reference.head.bias, chunk_rows)
+                result["kl_full_sum"] = sums["kl_full"]
             out.append(result)
         return out
 

@@ -282,7 +282,7 @@ def score_teacher_forced(out: Path, plan: dict, heldout: Path, cfg: Config) -> N
             plan["skipped"].setdefault(name, f"teacher-forced metrics skipped: {err}")
         return
     reference = LazyReference(plan, cfg)
-    for name, where in plan["models"].items():
+    for name, where in sorted(plan["models"].items(), key=lambda m: m[0] != plan["teacher"]):  # teacher first
         try:
             problem = tokenizer_problem(where, heldout, manifest, cfg)
             if problem:
@@ -331,8 +331,10 @@ def score_one(out: Path, key: str, where: str, shards: Path, spec, reference: La
     rows_path, meta_path = out / "teacher_forced" / f"{key}.jsonl", out / "teacher_forced" / f"{key}.json"
     if read_json(meta_path) == settings and rows_path.is_file():
         return metrics.aggregate_teacher_forced(read_jsonl(rows_path))
-    records = evaluate_on_shards(where, shards, spec, cfg.train.max_seq_len, cfg.train.chunk_rows,
-                                 reference=reference.get() if reference else None)
+    ref = reference.get() if reference else None
+    # The teacher scored against itself: its reference copy is the model (one forward pass, not two).
+    model = ref.lm if ref is not None and where == reference.where else where
+    records = evaluate_on_shards(model, shards, spec, cfg.train.max_seq_len, cfg.train.chunk_rows, reference=ref)
     write_jsonl(rows_path, records)
     write_json(meta_path, settings)
     return metrics.aggregate_teacher_forced(records)

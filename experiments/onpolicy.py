@@ -19,9 +19,16 @@ from common import ROOT, evaluate, run_dir_with_shards, stage, summary
 import results  # noqa: E402
 
 ROUNDS, PROMPTS_PER_ROUND, STEPS_PER_ROUND = 4, 32, 4  # 128 student answers: about half the offline answers
-CANDIDATES = {  # on-policy variants tried on validation, after off-policy KD
+CANDIDATES = {  # on-policy variants tried on validation, after off-policy KD: the loss, then why it loses
     "reverse_kl": ["onpolicy.loss=reverse_kl", "onpolicy.lmbda=1.0"],
     "sampled_token": ["onpolicy.loss=sampled_token", "onpolicy.lmbda=1.0"],
+    # the rounds' learning rate: train.lr (3e-4) suits a student far from the teacher, not fine-tuning a KD one
+    "reverse_kl_lr3e-5": ["onpolicy.loss=reverse_kl", "onpolicy.lmbda=1.0", "onpolicy.lr=3e-5"],
+    # a weak student sampling at temperature 1 writes text no greedy answer resembles
+    "reverse_kl_lr3e-5_t0.7": ["onpolicy.loss=reverse_kl", "onpolicy.lmbda=1.0", "onpolicy.lr=3e-5",
+                               "onpolicy.temperature=0.7"],
+    # GKD's mixture: half the rows are the stored teacher answers (KD + CE), which teach the student to stop
+    "reverse_kl_lr3e-5_lmbda0.5": ["onpolicy.loss=reverse_kl", "onpolicy.lmbda=0.5", "onpolicy.lr=3e-5"],
 }
 
 
@@ -57,6 +64,7 @@ def main(argv: list[str]) -> int:
         return m["heldout_kl"] / sft["heldout_kl"] + m["own_answer_reverse_kl"] / sft["own_answer_reverse_kl"]
 
     best = min(CANDIDATES, key=lambda n: relative(report["models"][f"kd_then_{n}"]))
+    record_validation(run, val, student, exp, report, best, relative)
     walls[f"pure_{best}"] = onpolicy(exp, f"pure_{best}", exp / "student_init", *CANDIDATES[best],
                                      f"onpolicy.rounds={ROUNDS * 2}")
     keep = ["student_sft", "student", f"kd_then_{best}", f"pure_{best}"]
@@ -68,6 +76,49 @@ def main(argv: list[str]) -> int:
                      "prompts/heldout.jsonl", run / "shards" / "heldout")
     record(run, val, student, exp, keep, final, walls, report, best, " --no-equal-wall" if quick else "")
     return 0
+
+
+def round_trend(folder: Path) -> list:
+    """From an on-policy run's rounds: the share of sampled answers ending in EOS and the teacher's mean logprob
+    per token of them, each as 'first -> last round' (n/a for a model trained off-policy only)."""
+    from distill import shards as sh
+
+    rounds = sorted((folder / "rounds").glob("round-*"))
+    if not rounds:
+        return ["n/a", "n/a"]
+    stats = []
+    for r in (rounds[0], rounds[-1]):
+        examples = list(sh.read_examples(r))
+        tokens = sum(len(e.topk.sampled_logprobs) for e in examples)
+        stats.append((sum(e.finish_reason == "stop" for e in examples) / len(examples),
+                      sum(float(e.topk.sampled_logprobs.sum()) for e in examples) / tokens))
+    return [f"{stats[0][0]:.2f} -> {stats[1][0]:.2f}", f"{stats[0][1]:.2f} -> {stats[1][1]:.2f}"]
+
+
+def record_validation(run, val, student, exp, report: dict, best: str, relative) -> None:
+    """Every variant tried, on the validation prompts: where the choice was made, and the search for why it loses."""
+    rows = []
+    for name, m in report["models"].items():
+        if name == "teacher":
+            continue
+        settings = " ".join(o.split(".", 1)[1] for o in CANDIDATES.get(name.removeprefix("kd_then_"), []))
+        rows.append([name, settings or "off-policy only", m["heldout_kl"], m["own_answer_reverse_kl"],
+                     relative(m) / 2, m["repetition_rate"], m["cutoff_rate"], m["mean_response_tokens"],
+                     *round_trend(exp / name)])
+    results.record(
+        "onpolicy_validation", "On-policy variants after off-policy KD, on the validation prompts (where choices are "
+        "made)", ["model", "on-policy settings", "validation KL", "own-answer reverse KL", "mean of both vs SFT",
+                  "repetition", "cut off", "answer tokens", "samples ending in EOS, first -> last round",
+                  "teacher logprob of the samples, first -> last round"], rows,
+        f"python experiments/onpolicy.py {run} {val} {' '.join(student)}".strip(),
+        {"rounds": ROUNDS, "prompts_per_round": PROMPTS_PER_ROUND, "steps_per_round": STEPS_PER_ROUND,
+         "candidates": CANDIDATES, "chosen": best},
+        f"Each variant: {ROUNDS} rounds x {PROMPTS_PER_ROUND} prompts x {STEPS_PER_ROUND} steps from the off-policy "
+        f"KD student (train.lr 3e-4 unless the settings say otherwise; student temperature 1.0 unless they say "
+        f"otherwise). Chosen (lowest mean of both KLs relative to SFT-only): {best}. Both KLs are over the "
+        "teacher's top-k plus a tail class (lower bounds). The last two columns read the rounds' training data: "
+        "the share of the student's sampled answers that it ended itself (the rest hit onpolicy.max_tokens) and the "
+        "teacher's mean logprob per token of those answers (its own greedy answers score about -0.7).")
 
 
 def teacher_tokens(exp: Path, name: str, offline_tokens: int) -> int:
@@ -105,8 +156,9 @@ def record(run, val, student, exp, keep, final, walls, val_report, best, flags="
         f"{json.dumps({k: [round(x, 3) for x in v] for k, v in val_rows.items()})}). Both KLs are over the teacher's "
         "top-k plus a tail class (lower bounds of the full KLs). Teacher tokens: tokens the teacher wrote or scored "
         "for the student's training; wall: the training stages' time on this machine (for on-policy rows, the "
-        "off-policy KD stage they start from included). In the recorded run the on-policy stages shared the 2 cores "
-        "with a test run, so their wall times are high by an unmeasured factor; the KL columns are unaffected.",
+        "off-policy KD stage they start from included). Wall times are each stage's own, from runs made at different "
+        "times on this machine, some while other work shared the cores (a test run for the first on-policy "
+        "variants, a low-priority one for later ones): read them as rough; the KL columns are unaffected.",
         {"validation": val_rows})
 
 

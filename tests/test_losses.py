@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from distill.losses import HELDOUT_KL, KDSpec, kd_per_position, loss_sums, top1_agreement_count
+from distill.losses import HELDOUT_KL, KDSpec, eval_sums, kd_per_position, loss_sums
 
 KINDS = ["forward_kl", "reverse_kl", "jsd", "skew_forward_kl", "skew_reverse_kl"]
 
@@ -140,16 +140,39 @@ def test_loss_sums_chunked_equals_unchunked_and_matches_direct_computation():
     torch.testing.assert_close(kd2.detach(), direct_kd)
 
 
+def top1_count(hidden, weight, ids, probs) -> int:
+    targets = torch.zeros(hidden.shape[0], dtype=torch.long)
+    return eval_sums(hidden, weight, None, targets, ids, probs, HELDOUT_KL)["top1"]
+
+
 def test_top1_agreement_counts_argmax_matches():
     hidden = torch.eye(4)
     weight = torch.eye(4)  # student argmax of row i is i
     ids = torch.tensor([[0, 1], [3, 1], [2, 0], [0, 3]])
     probs = torch.tensor([[0.9, 0.1], [0.2, 0.7], [0.6, 0.1], [0.1, 0.5]])
     # teacher top-1: 0, 1, 2, 3 -> agrees on all four rows
-    assert top1_agreement_count(hidden, weight, None, ids, probs) == 4
+    assert top1_count(hidden, weight, ids, probs) == 4
     probs2 = torch.tensor([[0.1, 0.9], [0.8, 0.1], [0.6, 0.1], [0.9, 0.05]])
     # teacher top-1: 1, 3, 2, 0 -> agrees only on row 2
-    assert top1_agreement_count(hidden, weight, None, ids, probs2) == 1
+    assert top1_count(hidden, weight, ids, probs2) == 1
+
+
+def test_eval_sums_give_training_scale():
+    """Eval's one-pass sums equal what training's loss_sums reports, chunked or not, and the dense references."""
+    g = torch.Generator().manual_seed(8)
+    n, h, v, k = 13, 8, 50, 6
+    hidden, weight = torch.randn(n, h, generator=g), torch.randn(v, h, generator=g)
+    targets = torch.randint(0, v, (n,), generator=g)
+    probs, ids = torch.softmax(torch.randn(n, v, generator=g), -1).topk(k, dim=-1)
+    ce, kd = loss_sums(hidden, weight, None, targets, ids, probs, HELDOUT_KL, chunk_rows=4)
+    sums = eval_sums(hidden, weight, None, targets, ids, probs, HELDOUT_KL, chunk_rows=4)
+    logits = hidden @ weight.T
+    assert sums["nll"] == pytest.approx(float(ce), rel=1e-5)
+    assert sums["nll"] == pytest.approx(float(torch.nn.functional.cross_entropy(logits, targets, reduction="sum")),
+                                        rel=1e-5)
+    assert sums["kd"] == pytest.approx(float(kd), rel=1e-5)
+    assert sums["top1"] == int((logits.argmax(-1) == ids[:, 0]).sum())
+    assert sums["kl_full"] is None
 
 
 def test_temperature_scale_factor():
@@ -232,15 +255,16 @@ def test_feature_losses_equal_their_definitions():
 
 
 def test_full_vocab_kl_equals_dense_kl_and_bounds_the_bucket_kl_from_above():
-    from distill.losses import full_vocab_kl_sum
-
     g = torch.Generator().manual_seed(6)
     n, h, v = 17, 8, 60
     hq, hp = torch.randn(n, h, generator=g), torch.randn(n, h, generator=g)
     wq, wp = torch.randn(v, h, generator=g), torch.randn(v, h, generator=g)
     log_q, log_p = torch.log_softmax(hq @ wq.T, -1), torch.log_softmax(hp @ wp.T, -1)
     dense = float((log_p.exp() * (log_p - log_q)).sum())
-    assert full_vocab_kl_sum(hq, wq, None, hp, wp, None, chunk_rows=5) == pytest.approx(dense, rel=1e-5)
     probs, ids = log_p.exp().topk(10, dim=-1)
+    targets = torch.zeros(n, dtype=torch.long)
+    sums = eval_sums(hq, wq, None, targets, ids, probs, HELDOUT_KL, chunk_rows=5, reference=(hp, wp, None))
+    assert sums["kl_full"] == pytest.approx(dense, rel=1e-5)
     bucket = float(kd_per_position(hq @ wq.T, ids, probs, HELDOUT_KL).sum())
+    assert sums["kd"] == pytest.approx(bucket, rel=1e-5)
     assert bucket <= dense + 1e-5

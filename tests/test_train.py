@@ -522,6 +522,29 @@ def test_evaluate_on_shards_scores_the_teacher_against_itself(shards, tiny_teach
     assert sum(r["kl_sum"] for r in other) > 1.0 * sum(r["tokens"] for r in other)
 
 
+def test_full_vocab_reference_gives_the_same_numbers_when_it_is_the_model_scored(shards, tiny_teacher, tiny_student):
+    """Eval scores the teacher with its reference copy (one forward pass): the same rows as two separate copies."""
+    from distill.losses import HELDOUT_KL
+    from distill.scoring import TeacherReference, evaluate_on_shards, load_scoring_model
+
+    def score(model, reference):
+        return evaluate_on_shards(model, shards, HELDOUT_KL, max_seq_len=1024, chunk_rows=7, batch_size=3,
+                                  reference=reference)
+
+    shared = TeacherReference(load_scoring_model(tiny_teacher))
+    separate = TeacherReference(load_scoring_model(tiny_teacher))
+    one_pass, two_copies = score(shared.lm, shared), score(tiny_teacher, separate)
+    for a, b in zip(one_pass, two_copies, strict=True):
+        assert a.keys() == b.keys()
+        for key in ("kl_sum", "nll_sum", "kl_full_sum"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6)
+        assert a["kl_full_sum"] == pytest.approx(0.0, abs=1e-6) and a["top1_agree"] == a["tokens"]
+    student = score(tiny_student, shared)  # states remembered while scoring the teacher serve the next model
+    fresh = score(tiny_student, TeacherReference(load_scoring_model(tiny_teacher)))
+    assert [r["kl_full_sum"] for r in student] == pytest.approx([r["kl_full_sum"] for r in fresh], rel=1e-5)
+    assert all(r["kl_full_sum"] >= r["kl_sum"] - 1e-4 for r in student)
+
+
 # ---- vLLM serves the trained student ------------------------------------------------------------------------------
 
 
