@@ -241,6 +241,9 @@ class EvalConfig(Section):
     max_prompts: PositiveInt | None = None
     max_tokens: PositiveInt = 256
     temperature: Float = Field(0.0, ge=0)
+    # vLLM's repetition penalty for every model's answers alike (1.0: none). Above 1 it suppresses loops, not
+    # nonsense: docs/results/decoding.json measures what it does to the default student and the teacher.
+    repetition_penalty: Float = Field(1.0, gt=0)
     n_examples: int = Field(4, ge=0)  # side-by-side examples in the report
     speed_runs: int = Field(3, ge=3)  # timed runs per model; tokens/s is their median, with min and max beside it
     speed_prompts: PositiveInt = 16  # prompts per timed run, each generating exactly max_tokens tokens

@@ -50,6 +50,7 @@ def generation_settings(where: str, sets: dict[str, list], cfg: Config) -> dict:
         "dtype": cfg.teacher.dtype,
         "max_model_len": cfg.teacher.max_model_len,
         "temperature": e.temperature,
+        "repetition_penalty": e.repetition_penalty,
         "max_tokens": e.max_tokens,
         "seed": cfg.run.seed,
         "prompts": digest([[name, p.id, prompt_hash(p.messages)] for name, p in items_of(sets)]),
@@ -72,8 +73,8 @@ def generate_sets(llm, sets: dict[str, list], cfg: Config) -> tuple[list[dict], 
     items = items_of(sets)
     ids = chat_ids(llm.get_tokenizer(), [p.messages for _, p in items])
     fits = [i for i, x in enumerate(ids) if len(x) < max_len]  # a prompt that fills the context gets no answer
-    params = [SamplingParams(temperature=e.temperature, max_tokens=min(e.max_tokens, max_len - len(ids[i])))
-              for i in fits]
+    params = [SamplingParams(temperature=e.temperature, repetition_penalty=e.repetition_penalty,
+                             max_tokens=min(e.max_tokens, max_len - len(ids[i]))) for i in fits]
     outs = llm.generate([{"prompt_token_ids": ids[i]} for i in fits], params, use_tqdm=False)
     by_index = {i: out.outputs[0] for i, out in zip(fits, outs)}
     rows = []

@@ -34,8 +34,9 @@ KL_NOTE = ("Held-out KL is KL(teacher || model) per answer token on the teacher'
            "the teacher's top-k tokens plus one class for the rest of the vocabulary (T = 1). Merging classes can "
            "only lower a KL, so it is a lower bound of the full-vocabulary KL; where the teacher loads beside the "
            "model, `heldout_kl_full` is that full KL on the same positions. The own-answer reverse KL is "
-           "KL(model || teacher) on the model's own greedy answers, scored by the teacher over its top-k plus tail "
-           "(also a lower bound); the own-answer teacher logprob is the teacher's mean logprob of those answer tokens.")
+           "KL(model || teacher) on the model's own answers (decoded as `settings` says), scored by the teacher over "
+           "its top-k plus tail (also a lower bound); the own-answer teacher logprob is the teacher's mean logprob of "
+           "those answer tokens.")
 
 
 def find_eval_dir(path: str | Path) -> Path:
@@ -367,10 +368,21 @@ def build_report(eval_dir: str | Path) -> tuple[dict, str]:
     return report, plain_table(rows) + "\n" + report["comparison"]["sentence"] + "\n" + floor
 
 
+def decoding_line(settings: dict) -> str:
+    """How every model's answers were decoded (runs from before the penalty existed used none: 1.0)."""
+    if "temperature" not in settings:
+        return "Answers: decoding not recorded in run.json."
+    t = settings["temperature"]
+    how = "greedy" if t == 0 else f"sampled at temperature {t:g} (seed {settings['seed']})"
+    return (f"Answers: {how}, repetition penalty {settings.get('repetition_penalty', 1.0):g}, at most "
+            f"{settings['max_tokens']} tokens, the same for every model.")
+
+
 def markdown_report(report: dict, rows: list[list[str]], plan: dict, rows_by_model: dict, order: list[str]) -> str:
     models = report["models"]
     panel = ", ".join(f"{k} {fmt(v)}" for k, v in report["degenerate_panel"].items())
-    md = ["# Distillation eval report", "", markdown_table(rows), "", report["comparison"]["sentence"], "",
+    md = ["# Distillation eval report", "", decoding_line(report["settings"]), "", markdown_table(rows), "",
+          report["comparison"]["sentence"], "",
           f"Exact-accuracy floor: the best of a panel of answers that ignore the question scores "
           f"{fmt(report['degenerate_floor'])} ({panel}).", "", KL_NOTE, "", "## All metrics", ""]
     keys = ["heldout_kl", "heldout_kl_full", "top1_agreement", "heldout_nll", "own_answer_reverse_kl",

@@ -3,18 +3,23 @@ student, with their teacher tokens and wall time, on held-out forward KL, the on
 model's own answers, scored by the teacher), top-1 agreement and exact accuracy.
 
     python experiments/onpolicy.py RUN VALIDATION_RUN [student overrides ...]
+    python experiments/onpolicy.py RUN --chosen NAME [student overrides ...]
 
-The on-policy settings (loss, lambda) are chosen on the validation prompts; the table reports the held-out ones.
-Writes docs/results/onpolicy.json.
+RUN holds the default run's shards (`distill generate configs/default.yaml run.dir=RUN`, or a finished default run);
+VALIDATION_RUN holds teacher shards of prompts/validation.jsonl in shards/train. The on-policy settings are chosen on
+the validation prompts (docs/results/onpolicy_validation.json); --chosen NAME skips that search and takes the variant
+it chose, for a rerun of the held-out table alone. The table reports the held-out prompts; KD is trained twice more,
+at about the wall time and about the teacher tokens of KD followed by the chosen rounds (the latter on more teacher
+answers of the same training prompts, in RUN-equal-tokens). Writes docs/results/onpolicy.json.
 """
 
 from __future__ import annotations
 
+import json
 import sys
-import time
 from pathlib import Path
 
-from common import ROOT, evaluate, run_dir_with_shards, stage, summary
+from common import evaluate, run_dir_with_shards, stage, summary
 
 import results  # noqa: E402
 
@@ -49,10 +54,43 @@ def train(exp: Path, name: str, *overrides: str) -> float:
 def main(argv: list[str]) -> int:
     quick = "--no-equal-wall" in argv  # leave out the equal-wall KD student (saves its ~90 steps and its eval)
     argv = [a for a in argv if a != "--no-equal-wall"]
-    run, val, student = Path(argv[0]), Path(argv[1]), argv[2:]
+    run, student = Path(argv[0]), argv[2:]
+    chosen = argv[2] if len(argv) > 2 and argv[1] == "--chosen" else None
+    if chosen:
+        if chosen not in CANDIDATES:
+            sys.exit(f"--chosen {chosen}: not one of the variants ({', '.join(CANDIDATES)})")
+        student = argv[3:]
     exp = run_dir_with_shards(run.parent / f"{run.name}-onpolicy", run / "shards" / "train", run / "shards" / "heldout")
     walls = {"student_sft": train(exp, "student_sft", *student, "train.w_ce=1.0", "train.w_kd=0.0"),
              "student": train(exp, "student", *student)}
+    best = chosen or choose_on_validation(run, Path(argv[1]), student, exp, walls)
+    if chosen:
+        walls[f"kd_then_{best}"] = walls["student"] + onpolicy(exp, f"kd_then_{best}", exp / "student",
+                                                               *CANDIDATES[best])
+    walls[f"pure_{best}"] = onpolicy(exp, f"pure_{best}", exp / "student_init", *CANDIDATES[best],
+                                     f"onpolicy.rounds={ROUNDS * 2}")
+    folders = {m: exp / m for m in walls}
+    keep = ["student_sft", "student", f"kd_then_{best}", f"pure_{best}"]
+    if not quick:
+        extra = round(walls[f"kd_then_{best}"] / walls["student"] * 30)
+        walls["student_equal_wall"] = train(exp, "student_equal_wall", *student, f"train.max_steps={extra}")
+        folders["student_equal_wall"] = exp / "student_equal_wall"
+        keep.insert(2, "student_equal_wall")
+    offline = manifest_counts(run / "shards" / "train")
+    target = teacher_tokens(folders[f"kd_then_{best}"], f"kd_then_{best}", offline["tokens"])
+    folders["student_equal_tokens"], walls["student_equal_tokens"] = train_equal_tokens(run, exp, student, target,
+                                                                                        offline)
+    keep.insert(2, "student_equal_tokens")
+    final = evaluate(exp, {"teacher": "models/smollm2-135m-instruct", **{m: str(folders[m]) for m in keep}},
+                     "prompts/heldout.jsonl", run / "shards" / "heldout")
+    flags = (f" --chosen {chosen}" if chosen else "") + (" --no-equal-wall" if quick else "")
+    record(run, argv[1] if not chosen else None, student, folders, keep, final, walls, best, offline["tokens"],
+           flags)
+    return 0
+
+
+def choose_on_validation(run: Path, val: Path, student: list[str], exp: Path, walls: dict) -> str:
+    """Every candidate after off-policy KD, scored on the validation prompts; the best by both KLs vs SFT-only."""
     for name, overrides in CANDIDATES.items():
         walls[f"kd_then_{name}"] = walls["student"] + onpolicy(exp, f"kd_then_{name}", exp / "student", *overrides)
     models = {m: str(exp / m) for m in walls}
@@ -65,17 +103,24 @@ def main(argv: list[str]) -> int:
 
     best = min(CANDIDATES, key=lambda n: relative(report["models"][f"kd_then_{n}"]))
     record_validation(run, val, student, exp, report, best, relative)
-    walls[f"pure_{best}"] = onpolicy(exp, f"pure_{best}", exp / "student_init", *CANDIDATES[best],
-                                     f"onpolicy.rounds={ROUNDS * 2}")
-    keep = ["student_sft", "student", f"kd_then_{best}", f"pure_{best}"]
-    if not quick:
-        extra = round(walls[f"kd_then_{best}"] / walls["student"] * 30)
-        walls["student_equal_wall"] = train(exp, "student_equal_wall", *student, f"train.max_steps={extra}")
-        keep.insert(2, "student_equal_wall")
-    final = evaluate(exp, {"teacher": "models/smollm2-135m-instruct", **{m: str(exp / m) for m in keep}},
-                     "prompts/heldout.jsonl", run / "shards" / "heldout")
-    record(run, val, student, exp, keep, final, walls, report, best, " --no-equal-wall" if quick else "")
-    return 0
+    return best
+
+
+def manifest_counts(shards: Path) -> dict:
+    return json.loads((shards / "manifest.json").read_text())["counts"]
+
+
+def train_equal_tokens(run: Path, exp: Path, student: list[str], target: int, offline: dict) -> tuple[Path, float]:
+    """Off-policy KD on about `target` teacher tokens: more teacher answers of the same training prompts (the
+    corpus' order, so the first prompts are the run's), one pass over them as the KD row makes over its own, from
+    the same pruned student."""
+    more = run.parent / f"{run.name}-equal-tokens"
+    answers = round(offline["records"] * target / offline["tokens"])
+    stage("generate", f"run.dir={more}", f"generate.max_prompts={answers}", "generate.heldout_prompts=null")
+    steps = round(30 * answers / offline["records"])
+    wall = train(more, "student_equal_tokens", *student, f"student.model={exp / 'student_init'}",
+                 "student.from_teacher_layers=null", f"train.max_steps={steps}")
+    return more / "student_equal_tokens", wall
 
 
 def round_trend(folder: Path) -> list:
@@ -121,21 +166,20 @@ def record_validation(run, val, student, exp, report: dict, best: str, relative)
         "teacher's mean logprob per token of those answers (its own greedy answers score about -0.7).")
 
 
-def teacher_tokens(exp: Path, name: str, offline_tokens: int) -> int:
-    s = summary(exp / name)
-    own = s.get("teacher_tokens", 0)
-    return own + (offline_tokens if name.startswith(("kd_then", "student")) else 0)
+def teacher_tokens(folder: Path, name: str, offline_tokens: int) -> int:
+    """Tokens the teacher wrote or scored for a model: its training shards, or its rounds (after KD's shards)."""
+    s = summary(folder)
+    if "shards" in s:  # off-policy training
+        return manifest_counts(Path(s["shards"]))["tokens"]
+    return s.get("teacher_tokens", 0) + (offline_tokens if name.startswith("kd_then") else 0)
 
 
-def record(run, val, student, exp, keep, final, walls, val_report, best, flags="") -> None:
-    import json
-
-    offline = json.loads((run / "shards" / "train" / "manifest.json").read_text())["counts"]["tokens"]
+def record(run, val, student, folders, keep, final, walls, best, offline, flags="") -> None:
     sft = final["models"]["student_sft"]
     rows = []
     for name in keep:
         m = final["models"][name]
-        rows.append([name, teacher_tokens(exp, name, offline), round(walls[name]), m["heldout_kl"],
+        rows.append([name, teacher_tokens(folders[name], name, offline), round(walls[name]), m["heldout_kl"],
                      m["heldout_kl"] / sft["heldout_kl"], m["own_answer_reverse_kl"],
                      m["own_answer_reverse_kl"] / sft["own_answer_reverse_kl"], m["own_answer_teacher_logprob"],
                      m["top1_agreement"], m["exact_accuracy"], m["repetition_rate"], m["mean_response_tokens"]])
@@ -143,23 +187,20 @@ def record(run, val, student, exp, keep, final, walls, val_report, best, flags="
     rows.append(["teacher (floor)", None, None, teacher["heldout_kl"], None, teacher["own_answer_reverse_kl"], None,
                  teacher["own_answer_teacher_logprob"], teacher["top1_agreement"], teacher["exact_accuracy"],
                  teacher["repetition_rate"], teacher["mean_response_tokens"]])
-    val_rows = {n: [val_report["models"][n]["heldout_kl"], val_report["models"][n]["own_answer_reverse_kl"]]
-                for n in val_report["models"] if n != "teacher"}
     results.record(
         "onpolicy", "Off-policy KD vs on-policy distillation (held-out prompts)",
         ["model", "teacher tokens", "wall (s)", "held-out KL", "vs SFT", "own-answer reverse KL", "vs SFT",
          "own-answer teacher logprob", "top-1", "exact accuracy", "repetition", "answer tokens"], rows,
-        f"python experiments/onpolicy.py {run} {val} {' '.join(student)}".strip() + flags,
+        f"python experiments/onpolicy.py {run} {val or ''} {' '.join(student)}".replace("  ", " ").strip() + flags,
         {"student": student, "rounds": ROUNDS, "prompts_per_round": PROMPTS_PER_ROUND,
          "steps_per_round": STEPS_PER_ROUND, "candidates": CANDIDATES, "chosen": best},
-        f"On-policy variant chosen on validation: {best} (validation held-out KL / own-answer reverse KL per model: "
-        f"{json.dumps({k: [round(x, 3) for x in v] for k, v in val_rows.items()})}). Both KLs are over the teacher's "
-        "top-k plus a tail class (lower bounds of the full KLs). Teacher tokens: tokens the teacher wrote or scored "
-        "for the student's training; wall: the training stages' time on this machine (for on-policy rows, the "
-        "off-policy KD stage they start from included). Wall times are each stage's own, from runs made at different "
-        "times on this machine, some while other work shared the cores (a test run for the first on-policy "
-        "variants, a low-priority one for later ones): read them as rough; the KL columns are unaffected.",
-        {"validation": val_rows})
+        f"On-policy variant chosen on the validation prompts: {best} (docs/results/onpolicy_validation.json). "
+        "student_equal_wall: KD trained for about the wall time of KD plus the chosen rounds; student_equal_tokens: "
+        "KD on more teacher answers of the same training prompts, about the teacher tokens of KD plus the chosen "
+        "rounds, one pass as the KD row makes. Both KLs are over the teacher's top-k plus a tail class (lower bounds "
+        "of the full KLs). Teacher tokens: tokens the teacher wrote or scored for the student's training; wall: the "
+        "training stages' own time on this machine (for on-policy rows, the off-policy KD stage they start from "
+        "included; generating the teacher's answers is not counted).")
 
 
 if __name__ == "__main__":

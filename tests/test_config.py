@@ -60,6 +60,7 @@ BAD_CONFIGS = [
     ("train:\n  w_ce: 0\n  w_kd: 0\n", "config keys train.w_ce, train.w_kd and train.w_feature: must not all be 0"),
     ("generate:\n  mode: score\n  n: 2\n", "config key generate.n: must be 1 in scoring mode"),
     ("generate:\n  k: 5000\n", "config key generate.k: must be at most 1000, got 5000"),
+    ("eval:\n  repetition_penalty: 0\n", "config key eval.repetition_penalty: must be above 0, got 0"),
 ]
 
 

@@ -146,9 +146,57 @@ def test_full_run_report(full, capsys):
         assert matplotlib.image.imread(full / name).ndim == 3
 
     md = (full / "report.md").read_text()
-    assert md.splitlines()[2].startswith("| model | held-out KL (top-k+tail, >=) | full-vocab KL |")
+    assert md.splitlines()[2] == "Answers: greedy, repetition penalty 1, at most 16 tokens, the same for every model."
+    assert md.splitlines()[4].startswith("| model | held-out KL (top-k+tail, >=) | full-vocab KL |")
     assert "lower bound" in md and "Exact-accuracy floor" in md
     assert "undistilled" in md and "SFT-only" in md
+
+
+LOOP_TOKENS = (40001, 40002, 40003)  # ordinary word pieces of SmolLM2's vocabulary, in no test prompt
+
+
+def build_looping_llama(out: Path) -> Path:
+    """A tiny Llama whose greedy answer is one token over and over: whatever the input, its logits are 3.0, 2.4 and
+    1.8 times the same positive number on LOOP_TOKENS and 0 elsewhere (residual dimension 0 holds a constant 1 that
+    no layer writes to, and the output reads nothing else)."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    build_tiny_llama(out, layers=1, hidden=128, seed=2)
+    model = LlamaForCausalLM.from_pretrained(out, dtype=torch.float32)
+    with torch.no_grad():
+        model.model.embed_tokens.weight[:, 0] = 1.0
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight[0] = 0.0
+            layer.mlp.down_proj.weight[0] = 0.0
+        model.model.norm.weight.zero_()
+        model.model.norm.weight[0] = 1.0
+        head = torch.zeros_like(model.model.embed_tokens.weight)
+        for token, logit in zip(LOOP_TOKENS, (3.0, 2.4, 1.8)):
+            head[token, 0] = logit
+    model.config.tie_word_embeddings = False
+    model.lm_head.weight = torch.nn.Parameter(head)
+    model.save_pretrained(out)
+    return out
+
+
+def test_repetition_penalty_reaches_every_answer_and_the_report(env, tmp_path):
+    """eval.repetition_penalty is vLLM's, applied to the answers the report scores: a model that loops on one token
+    greedily cycles through its three candidates under a penalty of 2 (3.0 / 2 < 2.4, then 2.4 / 2 < 1.8 ...)."""
+    from distill.eval.run import run
+
+    looper = build_looping_llama(tmp_path / "looper")
+
+    def answers(penalty):
+        out = run(make_cfg(env, f"eval.models={{looper: {looper}}}", f"eval.repetition_penalty={penalty}",
+                           "eval.judge.enabled=false", "eval.full_vocab_kl=false", run_dir=tmp_path / "run"))
+        report = json.loads((out / "report.json").read_text())
+        assert report["settings"]["repetition_penalty"] == penalty
+        assert f"repetition penalty {penalty:g}," in (out / "report.md").read_text()
+        return [r["response_token_ids"] for r in read_jsonl(out / "generations" / "looper.jsonl")]
+
+    assert all(ids == [LOOP_TOKENS[0]] * 16 for ids in answers(1.0))
+    assert all(set(ids) == set(LOOP_TOKENS) for ids in answers(2.0))  # a changed setting generates again
 
 
 def test_rebuild_gives_identical_numbers(full, env):
