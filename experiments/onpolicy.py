@@ -97,13 +97,14 @@ def choose_on_validation(run: Path, val: Path, student: list[str], exp: Path, wa
     report = evaluate(run.parent / f"{run.name}-onpolicy-val", {"teacher": "models/smollm2-135m-instruct", **models},
                       "prompts/validation.jsonl", val / "shards" / "train", "eval.speed_prompts=4")
     sft = report["models"]["student_sft"]
-
-    def relative(m):  # both held-out metrics relative to SFT-only, as the goal states them
-        return m["heldout_kl"] / sft["heldout_kl"] + m["own_answer_reverse_kl"] / sft["own_answer_reverse_kl"]
-
-    best = min(CANDIDATES, key=lambda n: relative(report["models"][f"kd_then_{n}"]))
-    record_validation(run, val, student, exp, report, best, relative)
+    best = min(CANDIDATES, key=lambda n: relative_to_sft(report["models"][f"kd_then_{n}"], sft))
+    record_validation(run, val, student, exp, report, best, lambda m: relative_to_sft(m, sft))
     return best
+
+
+def relative_to_sft(m: dict, sft: dict) -> float:
+    """The mean of both KLs (held-out and own-answer) relative to SFT-only's, as the goal states them."""
+    return (m["heldout_kl"] / sft["heldout_kl"] + m["own_answer_reverse_kl"] / sft["own_answer_reverse_kl"]) / 2
 
 
 def manifest_counts(shards: Path) -> dict:
@@ -148,7 +149,7 @@ def record_validation(run, val, student, exp, report: dict, best: str, relative)
             continue
         settings = " ".join(o.split(".", 1)[1] for o in CANDIDATES.get(name.removeprefix("kd_then_"), []))
         rows.append([name, settings or "off-policy only", m["heldout_kl"], m["own_answer_reverse_kl"],
-                     relative(m) / 2, m["repetition_rate"], m["cutoff_rate"], m["mean_response_tokens"],
+                     relative(m), m["repetition_rate"], m["cutoff_rate"], m["mean_response_tokens"],
                      *round_trend(exp / name)])
     results.record(
         "onpolicy_validation", "On-policy variants after off-policy KD, on the validation prompts (where choices are "
@@ -191,7 +192,7 @@ def record(run, val, student, folders, keep, final, walls, best, offline, flags=
         "onpolicy", "Off-policy KD vs on-policy distillation (held-out prompts)",
         ["model", "teacher tokens", "wall (s)", "held-out KL", "vs SFT", "own-answer reverse KL", "vs SFT",
          "own-answer teacher logprob", "top-1", "exact accuracy", "repetition", "answer tokens"], rows,
-        f"python experiments/onpolicy.py {run} {val or ''} {' '.join(student)}".replace("  ", " ").strip() + flags,
+        " ".join(["python experiments/onpolicy.py", str(run), *([str(val)] if val else []), *student]) + flags,
         {"student": student, "rounds": ROUNDS, "prompts_per_round": PROMPTS_PER_ROUND,
          "steps_per_round": STEPS_PER_ROUND, "candidates": CANDIDATES, "chosen": best},
         f"On-policy variant chosen on the validation prompts: {best} (docs/results/onpolicy_validation.json). "

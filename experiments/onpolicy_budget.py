@@ -16,7 +16,7 @@ from pathlib import Path
 
 from common import evaluate, summary
 from onpolicy import (CANDIDATES, PROMPTS_PER_ROUND, ROUNDS, STEPS_PER_ROUND, manifest_counts, onpolicy,
-                      round_trend, teacher_tokens)
+                      relative_to_sft, round_trend, teacher_tokens)
 
 import results  # noqa: E402
 
@@ -50,9 +50,8 @@ def main(argv: list[str]) -> int:
         budget = "off-policy only" if "onpolicy_config" not in s else (
             f"{s['onpolicy_config']['rounds']} rounds x {PROMPTS_PER_ROUND} prompts x "
             f"{s['onpolicy_config']['samples_per_prompt']} samples, {s['steps']} steps")
-        vs_sft = (m["heldout_kl"] / sft["heldout_kl"] + m["own_answer_reverse_kl"] / sft["own_answer_reverse_kl"]) / 2
         rows.append([name, budget, teacher_tokens(exp / name, name, offline), round(walls[name]), m["heldout_kl"],
-                     m["own_answer_reverse_kl"], vs_sft, m["repetition_rate"], m["cutoff_rate"],
+                     m["own_answer_reverse_kl"], relative_to_sft(m, sft), m["repetition_rate"], m["cutoff_rate"],
                      *round_trend(exp / name)])
     results.record(
         "onpolicy_budget", "A larger on-policy budget for the chosen variant, on the validation prompts",
