@@ -18,6 +18,10 @@ DISTILL = str(ROOT / ".venv" / "bin" / "distill")
 CONFIG = str(ROOT / "configs" / "default.yaml")
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from distill.config import load_config  # noqa: E402
+
+TEACHER = load_config(CONFIG).teacher.model  # the default run's teacher, which every experiment distils
+
 
 def stage(name: str, *overrides: str) -> float:
     """`distill <name> configs/default.yaml overrides...`; returns its wall time in seconds."""
@@ -26,8 +30,8 @@ def stage(name: str, *overrides: str) -> float:
     return time.time() - start
 
 
-def run_dir_with_shards(run: Path, shards: Path, heldout: Path | None = None) -> Path:
-    """A run folder whose shards/train (and shards/heldout) are links to existing shard sets."""
+def run_dir_with_shards(run: Path, shards: Path | None, heldout: Path | None = None) -> Path:
+    """A run folder whose shards/train and shards/heldout are links to existing shard sets (None: no link)."""
     (run / "shards").mkdir(parents=True, exist_ok=True)
     for name, target in (("train", shards), ("heldout", heldout)):
         link = run / "shards" / name
@@ -36,10 +40,12 @@ def run_dir_with_shards(run: Path, shards: Path, heldout: Path | None = None) ->
     return run
 
 
-def evaluate(run: Path, models: dict[str, str], prompts: str, heldout_shards: Path, *overrides: str) -> dict:
-    """`distill eval` on the given models against a prompt set and its teacher shards; the report's models."""
-    run_dir_with_shards(run, heldout_shards, heldout_shards)
-    listing = "{" + ", ".join(f"{k}: {v}" for k, v in models.items()) + "}"
+def evaluate(run: Path, students: dict[str, str], prompts: str, heldout_shards: Path, *overrides: str,
+             train_shards: Path | None = None) -> dict:
+    """`distill eval` on the teacher and the given students against a prompt set and its teacher shards; the
+    report. train_shards: what the students were trained on, for eval's check that no scored prompt was trained on."""
+    run_dir_with_shards(run, train_shards, heldout_shards)
+    listing = "{" + ", ".join(f"{k}: {v}" for k, v in {"teacher": TEACHER, **students}.items()) + "}"
     stage("eval", f"run.dir={run}", f"eval.models={listing}", f"eval.prompts=[{prompts}]", *overrides)
     return json.loads((run / "eval" / "report.json").read_text())
 

@@ -20,7 +20,6 @@ from common import evaluate
 import results  # noqa: E402
 
 PENALTIES = [1.0, 1.1, 1.2]
-TEACHER = "models/smollm2-135m-instruct"
 EXAMPLE_CHARS = 160
 
 
@@ -29,9 +28,9 @@ def main(argv: list[str]) -> int:
     out = run.parent / f"{run.name}-decoding"
     rows = []
     for penalty in PENALTIES:
-        report = evaluate(out, {"teacher": TEACHER, "student": str(run / "student")}, "prompts/validation.jsonl",
+        report = evaluate(out, {"student": str(run / "student")}, "prompts/validation.jsonl",
                           val / "shards" / "train", f"eval.repetition_penalty={penalty}", "eval.speed_prompts=4",
-                          "eval.full_vocab_kl=false")
+                          "eval.full_vocab_kl=false", train_shards=run / "shards" / "train")
         for name in ("teacher", "student"):
             m = report["models"][name]
             first = json.loads((out / "eval" / "generations" / f"{name}.jsonl").open().readline())

@@ -109,7 +109,8 @@ def main(argv: list[str]) -> int:
          "kept layers"],
         [[r["layers"], r["method"], r["val_kl"], r["heldout_kl"], f"{r['heldout_kl'] / even[r['layers']]:.2f}x",
           r["heldout_top1"], round(r["select_s"], 1), " ".join(map(str, r["kept"]))] for r in rows],
-        command, {"calibration_records": CALIBRATION_RECORDS, "teacher": "models/smollm2-135m-instruct"},
+        command, {"calibration_records": CALIBRATION_RECORDS,
+                  "teacher": load_config(ROOT / "configs" / "default.yaml").teacher.model},
         "KL is the top-k-plus-tail KL(teacher || student) per answer token (a lower bound of the full KL) on the "
         "teacher's held-out answers; the validation column is the same on prompts/validation.jsonl, where choices are "
         f"made. Calibration: the first {CALIBRATION_RECORDS} records of the training shards.")

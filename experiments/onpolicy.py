@@ -81,8 +81,8 @@ def main(argv: list[str]) -> int:
     folders["student_equal_tokens"], walls["student_equal_tokens"] = train_equal_tokens(run, exp, student, target,
                                                                                         offline)
     keep.insert(2, "student_equal_tokens")
-    final = evaluate(exp, {"teacher": "models/smollm2-135m-instruct", **{m: str(folders[m]) for m in keep}},
-                     "prompts/heldout.jsonl", run / "shards" / "heldout")
+    final = evaluate(exp, {m: str(folders[m]) for m in keep}, "prompts/heldout.jsonl", run / "shards" / "heldout",
+                     train_shards=run / "shards" / "train")
     flags = (f" --chosen {chosen}" if chosen else "") + (" --no-equal-wall" if quick else "")
     record(run, argv[1] if not chosen else None, student, folders, keep, final, walls, best, offline["tokens"],
            flags)
@@ -94,8 +94,8 @@ def choose_on_validation(run: Path, val: Path, student: list[str], exp: Path, wa
     for name, overrides in CANDIDATES.items():
         walls[f"kd_then_{name}"] = walls["student"] + onpolicy(exp, f"kd_then_{name}", exp / "student", *overrides)
     models = {m: str(exp / m) for m in walls}
-    report = evaluate(run.parent / f"{run.name}-onpolicy-val", {"teacher": "models/smollm2-135m-instruct", **models},
-                      "prompts/validation.jsonl", val / "shards" / "train", "eval.speed_prompts=4")
+    report = evaluate(run.parent / f"{run.name}-onpolicy-val", models, "prompts/validation.jsonl",
+                      val / "shards" / "train", "eval.speed_prompts=4", train_shards=run / "shards" / "train")
     sft = report["models"]["student_sft"]
     best = min(CANDIDATES, key=lambda n: relative_to_sft(report["models"][f"kd_then_{n}"], sft))
     record_validation(run, val, student, exp, report, best, lambda m: relative_to_sft(m, sft))

@@ -39,9 +39,9 @@ def main(argv: list[str]) -> int:
     for suffix, overrides in BUDGETS.items():
         walls[f"{base}_{suffix}"] = walls["student"] + onpolicy(exp, f"{base}_{suffix}", exp / "student",
                                                                 *CANDIDATES[chosen], *overrides)
-    report = evaluate(run.parent / f"{run.name}-onpolicy-budget-val",
-                      {"teacher": "models/smollm2-135m-instruct", **{m: str(exp / m) for m in walls}},
-                      "prompts/validation.jsonl", val / "shards" / "train", "eval.speed_prompts=4")
+    report = evaluate(run.parent / f"{run.name}-onpolicy-budget-val", {m: str(exp / m) for m in walls},
+                      "prompts/validation.jsonl", val / "shards" / "train", "eval.speed_prompts=4",
+                      train_shards=run / "shards" / "train")
     offline = manifest_counts(run / "shards" / "train")["tokens"]
     sft = report["models"]["student_sft"]
     rows = []

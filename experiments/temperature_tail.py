@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT
+from common import ROOT, TEACHER
 
 import results  # noqa: E402
 
@@ -37,7 +37,7 @@ def exact_classes(logits: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor, 
 
 @torch.no_grad()
 def measure(run: Path, student_dir: Path) -> list[list]:
-    teacher = load_scoring_model(ROOT / "models" / "smollm2-135m-instruct").eval()
+    teacher = load_scoring_model(ROOT / TEACHER).eval()
     student = load_scoring_model(student_dir).eval()
     collate = DistillCollator(pad_token_id=0)
     rows = [example_row(ex, 512, "truncate") for ex in sh.read_examples(run / "shards" / "heldout")]
