@@ -10,10 +10,11 @@ Variants, each one full step (forward, backward, AdamW step) on the same model a
            which DistillTrainer's patched forward calls (final hidden states -> chunked, checkpointed loss_sums)
     kd_w0  our step with w_kd = 0 (the SFT ablation: KD skipped)
     dense  a naive KD step: full [B, T, V] logits, the teacher scattered into a dense [B, T, V] tensor, KL by torch
+    kd_ul  kd plus the token-level unlikelihood of repeats at weight 1 (the default run's loss since it was added)
     kd_feature  kd plus feature distillation: the full 30-layer teacher runs online (no_grad) on the same batch and
            each kept student layer's output is pulled towards the teacher layer it came from (1 - cosine);
            the teacher is loaded at the first step, so its weights count in this variant's peak memory
-Time: median of >= 5 timed steps after 2 warm-up steps, the four variants interleaved step by step in one process
+Time: median of >= 5 timed steps after 2 warm-up steps, the variants interleaved step by step in one process
 (on a shared machine, other load then hits every variant alike). Peak memory: each variant runs two steps in a
 fresh subprocess; after the model and batch are built the kernel's peak-RSS counter is reset (`echo 5 > /proc/self/clear_refs`),
 and the peak is VmHWM - VmRSS at that point, read after the last step (it includes AdamW's state, allocated at
@@ -44,7 +45,7 @@ STUDENT = ROOT / "bench" / "work" / "student_init_15"
 N_LAYERS = 15  # the default student's depth
 RESULTS = ROOT / "bench" / "results" / "train.json"
 README = ROOT / "bench" / "README.md"
-VARIANTS = ("sft", "kd", "kd_w0", "dense", "kd_feature")
+VARIANTS = ("sft", "kd", "kd_w0", "kd_ul", "dense", "kd_feature")
 B, K, TOP_MASS = 8, 20, 0.84
 
 
@@ -134,6 +135,11 @@ def loss_of(variant: str, model, batch: dict):
         hidden, feature = feature_distiller(model).terms(model, sub)
         terms = batch_loss_terms(model, sub, Objective(HELDOUT_KL, True, 1024), hidden=hidden)
         return (0.5 * terms["ce"] + 0.5 * terms["kd"] + feature) / terms["n"]
+    if variant == "kd_ul":
+        keys = ("input_ids", "attention_mask", "response_mask", "topk_ids", "topk_probs", "topk_mask")
+        terms = batch_loss_terms(model, {k: batch[k] for k in keys}, Objective(HELDOUT_KL, True, 1024,
+                                                                              unlikelihood=True))
+        return (0.5 * terms["ce"] + 0.5 * terms["kd"] + terms["ul"]) / terms["n"]
     if variant in ("kd", "kd_w0"):  # what DistillTrainer.compute_loss gets from the model's patched forward
         keys = ("input_ids", "attention_mask", "response_mask", "topk_ids", "topk_probs", "topk_mask")
         with_kd = variant == "kd"
@@ -208,7 +214,8 @@ each variant in a fresh process (AdamW state included alike). Goals: KD/SFT time
 {rows}
 
 sft = the plain Hugging Face step (`model(input_ids, labels=...)`, prompt masked); kd = our trainer's loss path,
-0.5 CE + 0.5 top-20 forward KL with the tail bucket; kd_w0 = our path with w_kd = 0; dense = naive KD with full
+0.5 CE + 0.5 top-20 forward KL with the tail bucket; kd_w0 = our path with w_kd = 0; kd_ul = kd plus the
+token-level unlikelihood of repeats at weight 1 (the default run's loss); dense = naive KD with full
 [B, T, V] logits and a dense teacher tensor; kd_feature = kd plus feature distillation against the full teacher run
 online on the same batch (its weights, loaded at the first step, count in its peak memory). Raw numbers:
 `bench/results/train.json`.
@@ -262,6 +269,8 @@ def main() -> None:
         "time_ratio_dense_over_sft": variants["dense"]["step_s"] / sft["step_s"],
         "peak_mem_ratio_dense_over_sft": variants["dense"]["peak_mem_mb"] / sft["peak_mem_mb"],
         "time_ratio_kd_w0_over_sft": variants["kd_w0"]["step_s"] / sft["step_s"],
+        "time_ratio_kd_ul_over_kd": variants["kd_ul"]["step_s"] / variants["kd"]["step_s"],
+        "peak_mem_ratio_kd_ul_over_kd": variants["kd_ul"]["peak_mem_mb"] / variants["kd"]["peak_mem_mb"],
         "time_ratio_kd_feature_over_kd": variants["kd_feature"]["step_s"] / variants["kd"]["step_s"],
         "peak_mem_ratio_kd_feature_over_kd": variants["kd_feature"]["peak_mem_mb"] / variants["kd"]["peak_mem_mb"],
         "peak_mem_ratio_kd_w0_over_sft": variants["kd_w0"]["peak_mem_mb"] / sft["peak_mem_mb"],

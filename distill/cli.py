@@ -36,12 +36,13 @@ STAGES = {
 }
 
 # The pipeline: (stage, extra overrides, whether the config asks for it). The SFT-only student (train.sft_baseline)
-# has the same data and steps and no KD term, so the report can show what the soft targets add.
+# has the same data and steps and the CE term alone, so the report can show what the rest of the recipe adds.
 PIPELINE = [
     ("generate", [], lambda cfg: True),
     ("train", [], lambda cfg: True),
     ("onpolicy", [], lambda cfg: cfg.onpolicy.in_pipeline),
-    ("train", ["train.output_name=student_sft", "train.w_ce=1.0", "train.w_kd=0.0", "train.w_feature=0.0"],
+    ("train", ["train.output_name=student_sft", "train.w_ce=1.0", "train.w_kd=0.0", "train.w_feature=0.0",
+               "train.w_unlikelihood=0.0"],
      lambda cfg: cfg.train.sft_baseline),
     ("eval", [], lambda cfg: True),
 ]

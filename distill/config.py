@@ -145,11 +145,13 @@ KDLoss = Literal["forward_kl", "reverse_kl", "jsd", "skew_forward_kl", "skew_rev
 
 class TrainConfig(Section):
     output_name: str = "student"  # model folder under run.dir
-    # `distill pipeline` also trains an SFT-only student (same data and steps, w_kd=0) so the report shows what the
-    # soft targets add. Off by default: it doubles training and adds a model to eval (experiments/ measure it).
+    # `distill pipeline` also trains an SFT-only student (same data and steps, CE alone) so the report shows what the
+    # rest of the recipe adds. Off by default: it doubles training and adds a model to eval (experiments/ measure it).
     sft_baseline: bool = False
     w_ce: Float = Field(0.5, ge=0)  # weight of cross-entropy on the teacher's response tokens
     w_kd: Float = Field(0.5, ge=0)  # weight of the top-k KD term
+    # Token-level unlikelihood of repeating the answer's earlier tokens (Welleck et al. 2019), against greedy loops.
+    w_unlikelihood: Float = Field(0.0, ge=0)
     # Feature / layer-wise distillation against an online teacher (loaded in the training process); 0: off.
     w_feature: Float = Field(0.0, ge=0)
     feature_loss: Literal["mse", "cosine"] = "cosine"  # between mapped student and teacher hidden states

@@ -221,6 +221,57 @@ def sampled_token_sums(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.T
     return _chunked_sums(_sampled_chunk, (hidden, targets, teacher_logprobs, weights), (weight, bias), chunk_rows)
 
 
+# ---- repeats: token-level unlikelihood of the answer's earlier tokens ------------------------------------------
+
+
+def earlier_tokens(targets: torch.Tensor, row: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each response position: the distinct tokens its answer already holds before it, the position's own
+    target excluded (the "negative candidates" of token-level unlikelihood training, Welleck et al. 2019, taken
+    from the answer only: repeating the prompt's words is normal).
+
+    targets [N]: the flattened response targets, each answer's in order; row [N]: the answer each belongs to, in
+    non-decreasing order. Returns ids [N, W] and a mask [N, W] (W: the longest answer's length).
+    """
+    n = targets.shape[0]
+    if n == 0:
+        return targets.new_zeros((0, 0)), torch.zeros((0, 0), dtype=torch.bool, device=targets.device)
+    counts = torch.bincount(row)
+    pos = torch.arange(n, device=targets.device) - (torch.cumsum(counts, 0) - counts)[row]  # index in its answer
+    width = int(counts.max())
+    answers = targets.new_zeros((counts.shape[0], width))
+    answers[row, pos] = targets
+    repeat = answers[:, :, None] == answers[:, None, :]  # [A, W, W]: token i equals token j
+    before = torch.ones(width, width, dtype=torch.bool, device=targets.device).tril(-1)  # j < i
+    first = ~(repeat & before).any(-1)  # [A, W]: the token's first occurrence in its answer
+    candidates = answers[row]  # [N, W]
+    slots = torch.arange(width, device=targets.device)
+    valid = (slots[None, :] < pos[:, None]) & first[row] & (candidates != targets[:, None])
+    return candidates, valid
+
+
+def unlikelihood_per_position(student_log_softmax: torch.Tensor, candidates: torch.Tensor,
+                              valid: torch.Tensor) -> torch.Tensor:
+    """Per position ([N]): -sum over the valid candidates c of log(1 - q(c)). Zero when the student gives them no
+    probability; it grows as the student puts probability on repeating them where the teacher's answer did not."""
+    q = student_log_softmax.gather(-1, candidates).exp()
+    return -(torch.log1p(-q.clamp(max=1 - 1e-6)) * valid).sum(-1)  # the clamp keeps log(1 - q) finite
+
+
+def _unlikelihood_chunk(hidden, candidates, valid, weights, weight, bias):
+    log_softmax = torch.log_softmax(F.linear(hidden, weight, bias).float(), dim=-1)
+    return ((unlikelihood_per_position(log_softmax, candidates, valid) * weights).sum(),)
+
+
+def unlikelihood_sums(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
+                      row: torch.Tensor, *, chunk_rows: int = 1024,
+                      weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum over response positions of unlikelihood_per_position (earlier_tokens as candidates), each position
+    weighted by `weights` ([N], default 1), chunked and checkpointed like loss_sums."""
+    weights = hidden.new_ones(hidden.shape[0], dtype=torch.float32) if weights is None else weights.float()
+    candidates, valid = earlier_tokens(targets, row)
+    return _chunked_sums(_unlikelihood_chunk, (hidden, candidates, valid, weights), (weight, bias), chunk_rows)[0]
+
+
 # ---- features: the teacher's hidden states supervise the student's ------------------------------------------------
 
 

@@ -15,7 +15,7 @@ import torch
 from distill import shards as sh
 from distill.batches import DROPPED, DistillCollator, example_row
 from distill.errors import DistillError
-from distill.losses import KDSpec, eval_sums, loss_sums, sampled_token_sums
+from distill.losses import KDSpec, eval_sums, loss_sums, sampled_token_sums, unlikelihood_sums
 
 
 def causal_lm(model):
@@ -43,18 +43,21 @@ def response_rows(hidden: torch.Tensor, batch: dict) -> tuple[torch.Tensor, ...]
 class Objective:
     """What a training batch is scored by: the KD divergence on the teacher's answers and, for rows that are the
     student's own answers scored by the teacher (on-policy), their own loss: a divergence over the teacher's top-k
-    (reverse_kl, jsd) or the per-token reverse-KL estimate on the sampled token (sampled_token)."""
+    (reverse_kl, jsd) or the per-token reverse-KL estimate on the sampled token (sampled_token). unlikelihood: also
+    the token-level unlikelihood of repeating each teacher answer's earlier tokens (losses.unlikelihood_sums)."""
 
     spec: KDSpec
     with_kd: bool
     chunk_rows: int
     onpolicy: str | None = None
     onpolicy_spec: KDSpec | None = None
+    unlikelihood: bool = False
 
 
 def batch_loss_terms(model, batch: dict, objective: Objective, hidden: torch.Tensor | None = None) -> dict:
     """Sums over the response tokens of a collated batch: ce and kd (teacher-answer rows, each row weighted by its
-    ce_weight / kd_weight), on and on_estimate (on-policy rows), and n (all response tokens)."""
+    ce_weight / kd_weight), ul (teacher-answer rows, when the objective asks), on and on_estimate (on-policy rows),
+    and n (all response tokens)."""
     lm = causal_lm(model)
     hidden = final_hidden(lm, batch) if hidden is None else hidden
     h, targets, ids, probs = response_rows(hidden, batch)
@@ -66,8 +69,11 @@ def batch_loss_terms(model, batch: dict, objective: Objective, hidden: torch.Ten
     offline = (~onpolicy).float()
     ce, kd = loss_sums(h, head.weight, head.bias, targets, ids, probs, objective.spec, with_kd=objective.with_kd,
                        chunk_rows=objective.chunk_rows, ce_weights=ce_w * offline, kd_weights=kd_w * offline)
-    terms = {"ce": ce, "kd": kd, "on": ce.new_zeros(()), "on_estimate": ce.new_zeros(()),
+    terms = {"ce": ce, "kd": kd, "ul": ce.new_zeros(()), "on": ce.new_zeros(()), "on_estimate": ce.new_zeros(()),
              "n": batch["response_mask"][:, 1:].sum()}
+    if objective.unlikelihood:
+        terms["ul"] = unlikelihood_sums(h, head.weight, head.bias, targets, row, chunk_rows=objective.chunk_rows,
+                                        weights=offline)
     if objective.onpolicy and bool(onpolicy.any()):
         sel = onpolicy
         if objective.onpolicy == "sampled_token":

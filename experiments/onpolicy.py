@@ -61,7 +61,8 @@ def main(argv: list[str]) -> int:
             sys.exit(f"--chosen {chosen}: not one of the variants ({', '.join(CANDIDATES)})")
         student = argv[3:]
     exp = run_dir_with_shards(run.parent / f"{run.name}-onpolicy", run / "shards" / "train", run / "shards" / "heldout")
-    walls = {"student_sft": train(exp, "student_sft", *student, "train.w_ce=1.0", "train.w_kd=0.0"),
+    walls = {"student_sft": train(exp, "student_sft", *student, "train.w_ce=1.0", "train.w_kd=0.0",
+                                  "train.w_unlikelihood=0.0"),
              "student": train(exp, "student", *student)}
     best = chosen or choose_on_validation(run, Path(argv[1]), student, exp, walls)
     if chosen:

@@ -47,6 +47,7 @@ BAD_CONFIGS = [
     ("train:\n  max_steps: 1.5\n", "config key train.max_steps: expected an integer, got float 1.5"),
     ("train:\n  lora: yes please\n", "train.lora: expected a mapping, got str"),
     ("generate:\n  k: 0\n", "config key generate.k: must be at least 1, got 0"),
+    ("train:\n  w_unlikelihood: -1\n", "config key train.w_unlikelihood: must be at least 0, got -1"),
     ("generate:\n  stop: END\n", "config key generate.stop: expected a list, got str 'END'"),
     ("train:\n  kd_loss: kl\n", "config key train.kd_loss: 'kl' is not one of forward_kl"),
     ("teacher:\n  backend: openai\n", "config key teacher.base_url is required when teacher.backend is openai"),

@@ -268,3 +268,47 @@ def test_full_vocab_kl_equals_dense_kl_and_bounds_the_bucket_kl_from_above():
     bucket = float(kd_per_position(hq @ wq.T, ids, probs, HELDOUT_KL).sum())
     assert sums["kd"] == pytest.approx(bucket, rel=1e-5)
     assert bucket <= dense + 1e-5
+
+
+def test_unlikelihood_equals_a_loop_over_each_answers_earlier_tokens_values_and_gradients():
+    """-sum over the distinct earlier tokens c of the same answer (c != the target) of log(1 - q(c)), per position,
+    weighted; answers of different lengths, a row with no answer, and repeats in the answer."""
+    from distill.losses import unlikelihood_sums
+
+    g = torch.Generator().manual_seed(5)
+    h, v = 8, 12  # a small vocabulary, so answers repeat tokens
+    answers = {0: torch.randint(0, v, (9,), generator=g), 2: torch.randint(0, v, (4,), generator=g),
+               3: torch.tensor([3, 3, 3, 5, 3])}
+    row = torch.cat([torch.full((len(a),), r) for r, a in answers.items()])
+    targets = torch.cat(list(answers.values()))
+    n = len(targets)
+    hidden = torch.randn(n, h, generator=g, requires_grad=True)
+    weight = torch.randn(v, h, generator=g, requires_grad=True)
+    w = torch.rand(n, generator=g)
+    got = unlikelihood_sums(hidden, weight, None, targets, row, chunk_rows=3, weights=w)
+    got.backward()
+
+    dense_h = hidden.detach().clone().requires_grad_(True)
+    dense_w = weight.detach().clone().requires_grad_(True)
+    q = torch.softmax(dense_h @ dense_w.T, -1)
+    want, i = 0.0, 0
+    for a in answers.values():
+        for j in range(len(a)):
+            negatives = {int(c) for c in a[:j]} - {int(a[j])}
+            want = want + w[i] * sum(-torch.log(1 - q[i, c]) for c in negatives)
+            i += 1
+    want.backward()
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(hidden.grad, dense_h.grad)
+    torch.testing.assert_close(weight.grad, dense_w.grad)
+
+
+def test_unlikelihood_is_zero_without_repeats_and_finite_when_the_student_is_sure_of_one():
+    from distill.losses import unlikelihood_per_position
+
+    log_q = torch.log_softmax(torch.tensor([[30.0, 0, 0, 0], [0, 0, 0, 0]]), -1).requires_grad_(True)
+    candidates, none = torch.tensor([[0, 1], [2, 3]]), torch.zeros(2, 2, dtype=torch.bool)
+    assert unlikelihood_per_position(log_q, candidates, none).abs().sum() == 0
+    sure = unlikelihood_per_position(log_q, candidates, torch.tensor([[True, False], [False, False]]))
+    sure.sum().backward()
+    assert torch.isfinite(sure).all() and sure[0] > 10 and torch.isfinite(log_q.grad).all()

@@ -163,17 +163,21 @@ def test_train_end_to_end_loss_decreases_and_outputs_are_complete(tmp_path, shar
     ["train.kd_loss=skew_forward_kl"],
     ["train.kd_loss=skew_reverse_kl", "train.tail=renormalize", "train.kd_temperature=2"],
     ["train.grad_accum=2", "train.gradient_checkpointing=true", "train.chunk_rows=7"],
-], ids=["kd_only", "ce_only", "reverse_kl", "jsd", "skew_fkl", "skew_rkl_renorm_t2", "accum_ckpt_chunks"])
+    ["train.w_unlikelihood=0.5", "train.chunk_rows=7"],
+], ids=["kd_only", "ce_only", "reverse_kl", "jsd", "skew_fkl", "skew_rkl_renorm_t2", "accum_ckpt_chunks",
+        "unlikelihood"])
 def test_loss_variants_run(tmp_path, shards, tiny_teacher, variant):
     root = tmp_path / "run"
     summary = run(make_cfg(root, shards, tiny_teacher, "train.max_steps=1", *variant))
     assert summary["steps"] == 1 and summary["train_loss"] > 0
     step1 = losses_by_step(root)[1]
     t = load_config(None, variant).train
+    assert ("ul" in step1) == (t.w_unlikelihood > 0) and step1.get("ul", 1) > 0  # logged when it counts
     if t.w_kd == 0:
         assert "kd" not in step1 and step1["loss"] == pytest.approx(step1["ce"], rel=1e-5)
     else:
-        assert step1["loss"] == pytest.approx(t.w_ce * step1["ce"] + t.w_kd * step1["kd"], rel=1e-5)
+        want = t.w_ce * step1["ce"] + t.w_kd * step1["kd"] + t.w_unlikelihood * step1.get("ul", 0.0)
+        assert step1["loss"] == pytest.approx(want, rel=1e-5)
 
 
 def test_lora_saves_adapter_and_merged_model(tmp_path, shards, tiny_teacher):
@@ -203,7 +207,8 @@ def test_lora_on_the_output_layer_is_refused(tmp_path, shards, tiny_teacher):
 # ---- loss scale ---------------------------------------------------------------------------------------------------
 
 
-def test_trainer_loss_equals_evaluate_batch_loss(tmp_path, shards, tiny_teacher):
+@pytest.mark.parametrize("extra", [[], ["train.w_unlikelihood=0.5"]], ids=["ce_kd", "ce_kd_ul"])
+def test_trainer_loss_equals_evaluate_batch_loss(tmp_path, shards, tiny_teacher, extra):
     """lr 0, one batch holding the whole set: the logged step-1 loss is the independent evaluation of that batch.
     Tolerance 1e-6 relative: the trainer's batch holds the rows in sampler order, so float sums run in another order."""
     from transformers import AutoModelForCausalLM
@@ -213,7 +218,7 @@ def test_trainer_loss_equals_evaluate_batch_loss(tmp_path, shards, tiny_teacher)
     from distill.train.trainer import evaluate_batch_loss
 
     root = tmp_path / "run"
-    cfg = make_cfg(root, shards, tiny_teacher, "train.lr=0", "train.max_steps=1", "train.batch_size=12")
+    cfg = make_cfg(root, shards, tiny_teacher, "train.lr=0", "train.max_steps=1", "train.batch_size=12", *extra)
     run(cfg)
     logged = losses_by_step(root)[1]["loss"]
     ds, _ = build_dataset(root / "shards" / "train", cfg.train.max_seq_len, "truncate", tmp_path / "cache")

@@ -212,9 +212,9 @@ def build_trainer(cfg: Config, out: Path, model, tokenizer, train_ds, eval_ds, f
         processing_class=tokenizer,
         peft_config=lora_config(model, t.lora),
         callbacks=default_callbacks(),
-        objective=Objective(KDSpec.from_train(t), kd_needed, t.chunk_rows),
-        weights={"ce": 1.0, "kd": 1.0, "feature": t.w_feature} if own_weights else
-                {"ce": t.w_ce, "kd": t.w_kd, "feature": t.w_feature},
+        objective=Objective(KDSpec.from_train(t), kd_needed, t.chunk_rows, unlikelihood=t.w_unlikelihood > 0),
+        weights={"ce": 1.0, "kd": 1.0, "ul": t.w_unlikelihood, "feature": t.w_feature} if own_weights else
+                {"ce": t.w_ce, "kd": t.w_kd, "ul": t.w_unlikelihood, "feature": t.w_feature},
         features=features,
     )
 
@@ -312,7 +312,7 @@ def trainer_summary(trainer, train_wall: float) -> dict:
         "tokens": trainer.total_tokens(),
         # None when this run took no step (resumed from the final checkpoint).
         "tokens_per_s": trainer.tokens_this_run / max(train_wall, 1e-9) if trainer.tokens_this_run else None,
-        "train_loss": last.get("loss"), "ce": last.get("ce"), "kd": last.get("kd"),
+        "train_loss": last.get("loss"), "ce": last.get("ce"), "kd": last.get("kd"), "ul": last.get("ul"),
         "eval_loss": last_eval.get("eval_loss"), "eval_ce": last_eval.get("eval_ce"),
         "eval_kd": last_eval.get("eval_kd"),
     }
@@ -329,7 +329,7 @@ def finish(out: Path, history: list[dict], summary: dict, keep_checkpoints: bool
 
 
 def print_summary_line(name: str, summary: dict, out: Path) -> None:
-    kd = f", kd {summary['kd']:.3g}" if summary["kd"] is not None else ""
+    kd = "".join(f", {k} {summary[k]:.3g}" for k in ("kd", "ul") if summary.get(k) is not None)
     loss = (f"loss {summary['train_loss']:.3g} (ce {summary['ce']:.3g}{kd})" if summary["train_loss"] is not None
             else "no loss logged")
     speed = f"{summary['tokens_per_s']:,.0f} tok/s" if summary["tokens_per_s"] else "no step left to take"
@@ -343,7 +343,7 @@ def plot_curves(history: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for key in ("loss", "ce", "kd", "eval_loss"):
+    for key in ("loss", "ce", "kd", "ul", "eval_loss"):
         points = [(h["step"], h[key]) for h in history if key in h]
         if points:
             ax.plot(*zip(*points), marker="o" if key == "eval_loss" else None, label=key)

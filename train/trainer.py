@@ -1,7 +1,7 @@
 """DistillTrainer: TRL's SFTTrainer with the loss replaced by CE + top-k KD from final hidden states.
 
 The loss of an optimizer step is sum over its response tokens (every micro-batch, every process) of
-    w_ce * CE + w_kd * KD
+    w_ce * CE + w_kd * KD (+ w_unlikelihood * UL, + w_feature * feature distance)
 divided by the number of those tokens, so it is a per-token mean whatever the batch size, gradient accumulation
 or number of processes. `evaluate_batch_loss` computes the same number for one batch outside training; the
 per-batch sums come from distill/scoring.py, which eval uses too.
@@ -19,7 +19,7 @@ from trl import SFTConfig, SFTTrainer
 
 from distill import losses
 from distill.errors import DistillError
-from distill.scoring import Objective, batch_loss_sums, batch_loss_terms, causal_lm
+from distill.scoring import Objective, batch_loss_terms, causal_lm
 
 
 def add_distill_forward(model, objective: Objective, features=None) -> None:
@@ -47,9 +47,11 @@ def add_distill_forward(model, objective: Objective, features=None) -> None:
 @torch.no_grad()
 def evaluate_batch_loss(model, batch: dict, cfg) -> float:
     """The loss the trainer reports for this batch (one micro-batch, one process), computed independently."""
-    ce, kd, n = batch_loss_sums(model, batch, losses.KDSpec.from_train(cfg.train), cfg.train.w_kd > 0,
-                                cfg.train.chunk_rows)
-    return float((cfg.train.w_ce * ce + cfg.train.w_kd * kd) / n.clamp(min=1))
+    t = cfg.train
+    terms = batch_loss_terms(model, batch, Objective(losses.KDSpec.from_train(t), t.w_kd > 0, t.chunk_rows,
+                                                     unlikelihood=t.w_unlikelihood > 0))
+    total = t.w_ce * terms["ce"] + t.w_kd * terms["kd"] + t.w_unlikelihood * terms["ul"]
+    return float(total / terms["n"].clamp(min=1))
 
 
 class StopAfterStep(TrainerCallback):
@@ -149,7 +151,7 @@ def default_callbacks() -> list:
     return callbacks
 
 
-TERMS = ("ce", "kd", "on", "on_estimate", "feature")  # per-token means logged under these names
+TERMS = ("ce", "kd", "ul", "on", "on_estimate", "feature")  # per-token means logged under these names
 
 
 class DistillTrainer(SFTTrainer):
@@ -158,12 +160,12 @@ class DistillTrainer(SFTTrainer):
     def __init__(self, *args, objective: Objective, weights: dict[str, float], features=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.objective, self.features = objective, features
-        self.weights = {"ce": weights.get("ce", 0.0), "kd": weights.get("kd", 0.0), "on": weights.get("on", 0.0),
-                        "feature": weights.get("feature", 0.0)}  # loss = sum of weight * term, per token
+        # The loss: sum of weight * term, per token.
+        self.weights = {k: weights.get(k, 0.0) for k in ("ce", "kd", "ul", "on", "feature")}
         add_distill_forward(self.model, objective, features)
         if self.pop_callback(ProgressCallback) is not None:
             self.add_callback(LossInProgressBar())
-        # Per-token means are logged from exact sums: [ce, kd, on, on_estimate, feature, tokens] since the last log.
+        # Per-token means are logged from exact sums: one per TERMS, then tokens, since the last log.
         self._sums = {mode: torch.zeros(len(TERMS) + 1, dtype=torch.float64) for mode in ("train", "eval")}
         self.tokens_seen = None  # response tokens trained on, over all processes and resumed runs
         self.tokens_this_run = 0
@@ -195,7 +197,8 @@ class DistillTrainer(SFTTrainer):
             loss = loss * self.args.world_size  # DDP averages gradients over processes; we want their sum
         if not torch.isfinite(loss):
             step = self.state.global_step + (1 if model.training else 0)
-            sums = ", ".join(f"{k} sum {terms[k].item():.4g}" for k in ("ce", "kd", "on", "feature") if self.weights[k])
+            sums = ", ".join(f"{k} sum {terms[k].item():.4g}" for k in ("ce", "kd", "ul", "on", "feature")
+                             if self.weights[k])
             raise DistillError(f"loss became {loss.item()} at step {step} ({sums}); training stopped: lower "
                                "train.lr or check the shards")
         mode = "train" if model.training else "eval"
