@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from common import evaluate, run_dir_with_shards, stage, summary
+from common import WITHOUT_UNLIKELIHOOD, evaluate, run_dir_with_shards, stage, summary
 
 import results  # noqa: E402
 
@@ -39,15 +39,15 @@ CANDIDATES = {  # on-policy variants tried on validation, after off-policy KD: t
 
 def onpolicy(exp: Path, name: str, init: Path, *overrides: str) -> float:
     """Run (or finish) on-policy rounds into exp/name; the stage's own wall time, from its summary."""
-    stage("onpolicy", f"run.dir={exp}", f"onpolicy.output_name={name}", f"onpolicy.init={init}",
-                 f"onpolicy.rounds={ROUNDS}", f"onpolicy.prompts_per_round={PROMPTS_PER_ROUND}",
-                 f"onpolicy.steps_per_round={STEPS_PER_ROUND}", *overrides)
+    stage("onpolicy", f"run.dir={exp}", WITHOUT_UNLIKELIHOOD, f"onpolicy.output_name={name}",
+          f"onpolicy.init={init}", f"onpolicy.rounds={ROUNDS}", f"onpolicy.prompts_per_round={PROMPTS_PER_ROUND}",
+          f"onpolicy.steps_per_round={STEPS_PER_ROUND}", *overrides)
     return summary(exp / name)["wall_s"]
 
 
 def train(exp: Path, name: str, *overrides: str) -> float:
     """Train (or finish) exp/name; the stage's own wall time, from its summary (a rerun finds it done)."""
-    stage("train", f"run.dir={exp}", f"train.output_name={name}", *overrides)
+    stage("train", f"run.dir={exp}", WITHOUT_UNLIKELIHOOD, f"train.output_name={name}", *overrides)
     return summary(exp / name)["wall_s"]
 
 
@@ -61,8 +61,7 @@ def main(argv: list[str]) -> int:
             sys.exit(f"--chosen {chosen}: not one of the variants ({', '.join(CANDIDATES)})")
         student = argv[3:]
     exp = run_dir_with_shards(run.parent / f"{run.name}-onpolicy", run / "shards" / "train", run / "shards" / "heldout")
-    walls = {"student_sft": train(exp, "student_sft", *student, "train.w_ce=1.0", "train.w_kd=0.0",
-                                  "train.w_unlikelihood=0.0"),
+    walls = {"student_sft": train(exp, "student_sft", *student, "train.w_ce=1.0", "train.w_kd=0.0"),
              "student": train(exp, "student", *student)}
     best = chosen or choose_on_validation(run, Path(argv[1]), student, exp, walls)
     if chosen:
