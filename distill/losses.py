@@ -144,83 +144,6 @@ def kd_per_position(student_logits: torch.Tensor, topk_ids: torch.Tensor, topk_p
     return DIVERGENCES[spec.kind](log_p, log_q, valid, spec) * (t * t)
 
 
-# ---- the training/eval entry point: CE + KD over response positions, in chunks --------------------------------
-
-
-def _chunked_sums(fn, per_row: tuple, shared: tuple, chunk_rows: int) -> tuple[torch.Tensor, ...]:
-    """Sum fn(*per_row_chunk, *shared) over chunks of rows. With grad enabled each chunk is checkpointed, so at most
-    one chunk of [chunk_rows, V] logits is alive at a time in the forward and in the backward pass."""
-    grad = torch.is_grad_enabled() and per_row[0].requires_grad
-    totals = None
-    for start in range(0, per_row[0].shape[0], chunk_rows):
-        args = (*(x[start:start + chunk_rows] for x in per_row), *shared)
-        out = checkpoint(fn, *args, use_reentrant=False) if grad else fn(*args)
-        totals = out if totals is None else tuple(a + b for a, b in zip(totals, out))
-    if totals is None:  # no rows
-        zero = per_row[0].new_zeros((), dtype=torch.float32)
-        totals = (zero, zero)
-    return totals
-
-
-def _chunk_terms(hidden, targets, topk_ids, topk_probs, ce_w, kd_w, weight, bias, spec: KDSpec, with_kd: bool):
-    logits = F.linear(hidden, weight, bias).float()
-    log_softmax = torch.log_softmax(logits, dim=-1)
-    ce = -log_softmax.gather(-1, targets[:, None]).squeeze(-1)
-    if with_kd:
-        kd = kd_per_position(logits, topk_ids, topk_probs, spec, student_log_softmax=log_softmax)
-    else:
-        kd = torch.zeros_like(ce)
-    return (ce * ce_w).sum(), (kd * kd_w).sum()
-
-
-def loss_sums(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
-              topk_ids: torch.Tensor, topk_probs: torch.Tensor, spec: KDSpec, *, with_kd: bool = True,
-              chunk_rows: int = 1024, ce_weights: torch.Tensor | None = None,
-              kd_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sums over response positions of the CE and KD terms, from final hidden states ([N, H]), each position
-    weighted by ce_weights / kd_weights ([N], default 1: a multi-task mixture's per-task loss weights).
-
-    The student's logits are made chunk by chunk from `hidden` and the output embedding (`weight` [V, H]), so no
-    [N, V] logits tensor is ever whole. CE and KD share one log-softmax.
-    """
-    ones = hidden.new_ones(hidden.shape[0], dtype=torch.float32)
-    ce_w = ones if ce_weights is None else ce_weights.float()
-    kd_w = ones if kd_weights is None else kd_weights.float()
-    return _chunked_sums(_chunk_terms, (hidden, targets, topk_ids, topk_probs, ce_w, kd_w),
-                         (weight, bias, spec, with_kd), chunk_rows)
-
-
-# ---- on the student's own samples: the per-token reverse-KL estimate -------------------------------------------
-
-
-def sampled_token_terms(student_log_softmax: torch.Tensor, targets: torch.Tensor,
-                        teacher_logprobs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per position ([N] each): the surrogate loss and the estimate it is built on.
-
-    The estimate log q(y) - log p(y) on the student's own sampled token y is a one-sample estimate of the reverse KL
-    at that position (its mean over y ~ q is KL(q || p)). The surrogate estimate.detach() * log q(y) has the
-    gradient estimate * grad log q(y): the policy gradient of the reverse KL, with the negated estimate as a
-    per-token reward (on-policy distillation as in GKD, MiniLLM and the Tinker cookbook's recipe).
-    """
-    log_q = student_log_softmax.gather(-1, targets[:, None]).squeeze(-1)
-    estimate = (log_q - teacher_logprobs.float()).detach()
-    return estimate * log_q, estimate
-
-
-def _sampled_chunk(hidden, targets, teacher_logprobs, weights, weight, bias):
-    log_softmax = torch.log_softmax(F.linear(hidden, weight, bias).float(), dim=-1)
-    loss, estimate = sampled_token_terms(log_softmax, targets, teacher_logprobs)
-    return (loss * weights).sum(), (estimate * weights).sum()
-
-
-def sampled_token_sums(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
-                       teacher_logprobs: torch.Tensor, *, chunk_rows: int = 1024,
-                       weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sums over positions of sampled_token_terms (loss, estimate), chunked and checkpointed like loss_sums."""
-    weights = hidden.new_ones(hidden.shape[0], dtype=torch.float32) if weights is None else weights.float()
-    return _chunked_sums(_sampled_chunk, (hidden, targets, teacher_logprobs, weights), (weight, bias), chunk_rows)
-
-
 # ---- repeats: token-level unlikelihood of the answer's earlier tokens ------------------------------------------
 
 
@@ -257,19 +180,87 @@ def unlikelihood_per_position(student_log_softmax: torch.Tensor, candidates: tor
     return -(torch.log1p(-q.clamp(max=1 - 1e-6)) * valid).sum(-1)  # the clamp keeps log(1 - q) finite
 
 
-def _unlikelihood_chunk(hidden, candidates, valid, weights, weight, bias):
+# ---- the training/eval entry point: CE + KD + unlikelihood over response positions, in chunks ------------------
+
+
+def _chunked_sums(fn, per_row: tuple, shared: tuple, chunk_rows: int) -> tuple[torch.Tensor, ...]:
+    """Sum fn(*per_row_chunk, *shared) over chunks of rows. With grad enabled each chunk is checkpointed, so at most
+    one chunk of [chunk_rows, V] logits is alive at a time in the forward and in the backward pass."""
+    grad = torch.is_grad_enabled() and per_row[0].requires_grad
+    totals = None
+    for start in range(0, max(per_row[0].shape[0], 1), chunk_rows):  # no rows: one empty chunk, zero sums
+        args = (*(x[start:start + chunk_rows] for x in per_row), *shared)
+        out = checkpoint(fn, *args, use_reentrant=False) if grad else fn(*args)
+        totals = out if totals is None else tuple(a + b for a, b in zip(totals, out))
+    return totals
+
+
+def _chunk_terms(hidden, targets, topk_ids, topk_probs, candidates, repeat_valid, ce_w, kd_w, ul_w, weight, bias,
+                 spec: KDSpec, with_kd: bool):
+    logits = F.linear(hidden, weight, bias).float()
+    log_softmax = torch.log_softmax(logits, dim=-1)
+    ce = -log_softmax.gather(-1, targets[:, None]).squeeze(-1)
+    if with_kd:
+        kd = kd_per_position(logits, topk_ids, topk_probs, spec, student_log_softmax=log_softmax)
+    else:
+        kd = torch.zeros_like(ce)
+    ul = unlikelihood_per_position(log_softmax, candidates, repeat_valid)  # zero when there are no candidates
+    return (ce * ce_w).sum(), (kd * kd_w).sum(), (ul * ul_w).sum()
+
+
+def loss_sums(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
+              topk_ids: torch.Tensor, topk_probs: torch.Tensor, spec: KDSpec, *, with_kd: bool = True,
+              chunk_rows: int = 1024, ce_weights: torch.Tensor | None = None,
+              kd_weights: torch.Tensor | None = None, answer_rows: torch.Tensor | None = None,
+              ul_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sums over response positions of the CE, KD and unlikelihood terms, from final hidden states ([N, H]), each
+    position weighted by ce_weights / kd_weights / ul_weights ([N], default 1: a multi-task mixture's per-task loss
+    weights). The unlikelihood term is computed when answer_rows ([N], the answer each position belongs to, in
+    order; see earlier_tokens) is given, and is zero otherwise.
+
+    The student's logits are made chunk by chunk from `hidden` and the output embedding (`weight` [V, H]), so no
+    [N, V] logits tensor is ever whole. The three terms share one log-softmax.
+    """
+    ones = hidden.new_ones(hidden.shape[0], dtype=torch.float32)
+    ce_w, kd_w, ul_w = (ones if w is None else w.float() for w in (ce_weights, kd_weights, ul_weights))
+    if answer_rows is None:
+        candidates = targets.new_zeros((targets.shape[0], 0))
+        repeat_valid = torch.zeros(candidates.shape, dtype=torch.bool, device=targets.device)
+    else:
+        candidates, repeat_valid = earlier_tokens(targets, answer_rows)
+    return _chunked_sums(_chunk_terms, (hidden, targets, topk_ids, topk_probs, candidates, repeat_valid, ce_w, kd_w,
+                                        ul_w), (weight, bias, spec, with_kd), chunk_rows)
+
+
+# ---- on the student's own samples: the per-token reverse-KL estimate -------------------------------------------
+
+
+def sampled_token_terms(student_log_softmax: torch.Tensor, targets: torch.Tensor,
+                        teacher_logprobs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per position ([N] each): the surrogate loss and the estimate it is built on.
+
+    The estimate log q(y) - log p(y) on the student's own sampled token y is a one-sample estimate of the reverse KL
+    at that position (its mean over y ~ q is KL(q || p)). The surrogate estimate.detach() * log q(y) has the
+    gradient estimate * grad log q(y): the policy gradient of the reverse KL, with the negated estimate as a
+    per-token reward (on-policy distillation as in GKD, MiniLLM and the Tinker cookbook's recipe).
+    """
+    log_q = student_log_softmax.gather(-1, targets[:, None]).squeeze(-1)
+    estimate = (log_q - teacher_logprobs.float()).detach()
+    return estimate * log_q, estimate
+
+
+def _sampled_chunk(hidden, targets, teacher_logprobs, weights, weight, bias):
     log_softmax = torch.log_softmax(F.linear(hidden, weight, bias).float(), dim=-1)
-    return ((unlikelihood_per_position(log_softmax, candidates, valid) * weights).sum(),)
+    loss, estimate = sampled_token_terms(log_softmax, targets, teacher_logprobs)
+    return (loss * weights).sum(), (estimate * weights).sum()
 
 
-def unlikelihood_sums(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
-                      row: torch.Tensor, *, chunk_rows: int = 1024,
-                      weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Sum over response positions of unlikelihood_per_position (earlier_tokens as candidates), each position
-    weighted by `weights` ([N], default 1), chunked and checkpointed like loss_sums."""
+def sampled_token_sums(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
+                       teacher_logprobs: torch.Tensor, *, chunk_rows: int = 1024,
+                       weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums over positions of sampled_token_terms (loss, estimate), chunked and checkpointed like loss_sums."""
     weights = hidden.new_ones(hidden.shape[0], dtype=torch.float32) if weights is None else weights.float()
-    candidates, valid = earlier_tokens(targets, row)
-    return _chunked_sums(_unlikelihood_chunk, (hidden, candidates, valid, weights), (weight, bias), chunk_rows)[0]
+    return _chunked_sums(_sampled_chunk, (hidden, targets, teacher_logprobs, weights), (weight, bias), chunk_rows)
 
 
 # ---- features: the teacher's hidden states supervise the student's ------------------------------------------------

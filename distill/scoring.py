@@ -15,7 +15,7 @@ import torch
 from distill import shards as sh
 from distill.batches import DROPPED, DistillCollator, example_row
 from distill.errors import DistillError
-from distill.losses import KDSpec, eval_sums, loss_sums, sampled_token_sums, unlikelihood_sums
+from distill.losses import KDSpec, eval_sums, loss_sums, sampled_token_sums
 
 
 def causal_lm(model):
@@ -44,7 +44,7 @@ class Objective:
     """What a training batch is scored by: the KD divergence on the teacher's answers and, for rows that are the
     student's own answers scored by the teacher (on-policy), their own loss: a divergence over the teacher's top-k
     (reverse_kl, jsd) or the per-token reverse-KL estimate on the sampled token (sampled_token). unlikelihood: also
-    the token-level unlikelihood of repeating each teacher answer's earlier tokens (losses.unlikelihood_sums)."""
+    the token-level unlikelihood of repeating each teacher answer's earlier tokens (losses.earlier_tokens)."""
 
     spec: KDSpec
     with_kd: bool
@@ -67,13 +67,11 @@ def batch_loss_terms(model, batch: dict, objective: Objective, hidden: torch.Ten
     ce_w = batch["ce_weight"][row] if "ce_weight" in batch else torch.ones_like(targets, dtype=torch.float32)
     kd_w = batch["kd_weight"][row] if "kd_weight" in batch else torch.ones_like(targets, dtype=torch.float32)
     offline = (~onpolicy).float()
-    ce, kd = loss_sums(h, head.weight, head.bias, targets, ids, probs, objective.spec, with_kd=objective.with_kd,
-                       chunk_rows=objective.chunk_rows, ce_weights=ce_w * offline, kd_weights=kd_w * offline)
-    terms = {"ce": ce, "kd": kd, "ul": ce.new_zeros(()), "on": ce.new_zeros(()), "on_estimate": ce.new_zeros(()),
+    ce, kd, ul = loss_sums(h, head.weight, head.bias, targets, ids, probs, objective.spec, with_kd=objective.with_kd,
+                           chunk_rows=objective.chunk_rows, ce_weights=ce_w * offline, kd_weights=kd_w * offline,
+                           answer_rows=row if objective.unlikelihood else None, ul_weights=offline)
+    terms = {"ce": ce, "kd": kd, "ul": ul, "on": ce.new_zeros(()), "on_estimate": ce.new_zeros(()),
              "n": batch["response_mask"][:, 1:].sum()}
-    if objective.unlikelihood:
-        terms["ul"] = unlikelihood_sums(h, head.weight, head.bias, targets, row, chunk_rows=objective.chunk_rows,
-                                        weights=offline)
     if objective.onpolicy and bool(onpolicy.any()):
         sel = onpolicy
         if objective.onpolicy == "sampled_token":
@@ -82,7 +80,7 @@ def batch_loss_terms(model, batch: dict, objective: Objective, hidden: torch.Ten
                 h[sel], head.weight, head.bias, targets[sel], teacher_lp[sel], chunk_rows=objective.chunk_rows,
                 weights=kd_w[sel])
         else:
-            _, terms["on"] = loss_sums(h[sel], head.weight, head.bias, targets[sel], ids[sel], probs[sel],
+            _, terms["on"], _ = loss_sums(h[sel], head.weight, head.bias, targets[sel], ids[sel], probs[sel],
                                        objective.onpolicy_spec, chunk_rows=objective.chunk_rows,
                                        kd_weights=kd_w[sel])
             terms["on_estimate"] = terms["on"].detach()

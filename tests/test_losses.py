@@ -122,11 +122,11 @@ def test_loss_sums_chunked_equals_unchunked_and_matches_direct_computation():
     probs, ids = torch.softmax(torch.randn(n, v) * 3, -1).topk(k, dim=-1)
     spec = KDSpec(kind="jsd", temperature=1.0, tail="bucket", beta=0.4, alpha=0.1)
 
-    ce1, kd1 = loss_sums(hidden, weight, None, targets, ids, probs, spec, chunk_rows=5)
+    ce1, kd1, _ = loss_sums(hidden, weight, None, targets, ids, probs, spec, chunk_rows=5)
     (ce1 + kd1).backward()
     g_hidden, g_weight = hidden.grad.clone(), weight.grad.clone()
     hidden.grad = weight.grad = None
-    ce2, kd2 = loss_sums(hidden, weight, None, targets, ids, probs, spec, chunk_rows=1000)
+    ce2, kd2, _ = loss_sums(hidden, weight, None, targets, ids, probs, spec, chunk_rows=1000)
     (ce2 + kd2).backward()
     torch.testing.assert_close(ce1, ce2)
     torch.testing.assert_close(kd1, kd2)
@@ -164,7 +164,7 @@ def test_eval_sums_give_training_scale():
     hidden, weight = torch.randn(n, h, generator=g), torch.randn(v, h, generator=g)
     targets = torch.randint(0, v, (n,), generator=g)
     probs, ids = torch.softmax(torch.randn(n, v, generator=g), -1).topk(k, dim=-1)
-    ce, kd = loss_sums(hidden, weight, None, targets, ids, probs, HELDOUT_KL, chunk_rows=4)
+    ce, kd, _ = loss_sums(hidden, weight, None, targets, ids, probs, HELDOUT_KL, chunk_rows=4)
     sums = eval_sums(hidden, weight, None, targets, ids, probs, HELDOUT_KL, chunk_rows=4)
     logits = hidden @ weight.T
     assert sums["nll"] == pytest.approx(float(ce), rel=1e-5)
@@ -197,7 +197,7 @@ def test_position_weights_equal_a_dense_weighted_sum_values_and_gradients():
     targets = torch.randint(0, v, (n,), generator=g)
     probs, ids = torch.softmax(torch.randn(n, v, generator=g) * 3, -1).topk(k, dim=-1)
     ce_w, kd_w = torch.rand(n, generator=g), torch.rand(n, generator=g)
-    ce, kd = loss_sums(hidden, weight, None, targets, ids, probs, HELDOUT_KL, chunk_rows=7, ce_weights=ce_w,
+    ce, kd, _ = loss_sums(hidden, weight, None, targets, ids, probs, HELDOUT_KL, chunk_rows=7, ce_weights=ce_w,
                        kd_weights=kd_w)
     (ce + kd).backward()
     dense_h = hidden.detach().clone().requires_grad_(True)
@@ -272,9 +272,8 @@ def test_full_vocab_kl_equals_dense_kl_and_bounds_the_bucket_kl_from_above():
 
 def test_unlikelihood_equals_a_loop_over_each_answers_earlier_tokens_values_and_gradients():
     """-sum over the distinct earlier tokens c of the same answer (c != the target) of log(1 - q(c)), per position,
-    weighted; answers of different lengths, a row with no answer, and repeats in the answer."""
-    from distill.losses import unlikelihood_sums
-
+    weighted; answers of different lengths, a row with no answer, and repeats in the answer. It shares loss_sums'
+    log-softmax with CE and KD and leaves them unchanged."""
     g = torch.Generator().manual_seed(5)
     h, v = 8, 12  # a small vocabulary, so answers repeat tokens
     answers = {0: torch.randint(0, v, (9,), generator=g), 2: torch.randint(0, v, (4,), generator=g),
@@ -285,8 +284,13 @@ def test_unlikelihood_equals_a_loop_over_each_answers_earlier_tokens_values_and_
     hidden = torch.randn(n, h, generator=g, requires_grad=True)
     weight = torch.randn(v, h, generator=g, requires_grad=True)
     w = torch.rand(n, generator=g)
-    got = unlikelihood_sums(hidden, weight, None, targets, row, chunk_rows=3, weights=w)
+    probs, ids = torch.softmax(torch.randn(n, v, generator=g), -1).topk(4, dim=-1)
+    ce, kd, got = loss_sums(hidden, weight, None, targets, ids, probs, HELDOUT_KL, chunk_rows=3, answer_rows=row,
+                            ul_weights=w)
     got.backward()
+    without = loss_sums(hidden, weight, None, targets, ids, probs, HELDOUT_KL, chunk_rows=3)
+    torch.testing.assert_close((ce, kd), without[:2])
+    assert without[2] == 0
 
     dense_h = hidden.detach().clone().requires_grad_(True)
     dense_w = weight.detach().clone().requires_grad_(True)

@@ -481,8 +481,8 @@ def test_error_loss_becomes_nan_names_the_step(tmp_path, shards, tiny_teacher, m
 
     def poisoned(*args, **kwargs):  # the third micro-batch's loss is NaN, as after a blow-up
         calls.append(1)
-        ce, kd = real(*args, **kwargs)
-        return (ce * float("nan"), kd) if len(calls) == 3 else (ce, kd)
+        ce, kd, ul = real(*args, **kwargs)
+        return (ce * float("nan"), kd, ul) if len(calls) == 3 else (ce, kd, ul)
 
     monkeypatch.setattr(scoring, "loss_sums", poisoned)
     message = one_line_error(make_cfg(tmp_path / "run", shards, tiny_teacher, "train.max_steps=4"))
