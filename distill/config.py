@@ -150,7 +150,9 @@ class TrainConfig(Section):
     sft_baseline: bool = False
     w_ce: Float = Field(0.5, ge=0)  # weight of cross-entropy on the teacher's response tokens
     w_kd: Float = Field(0.5, ge=0)  # weight of the top-k KD term
-    # Token-level unlikelihood of repeating the answer's earlier tokens (Welleck et al. 2019), against greedy loops.
+    # Unlikelihood of repeats (Welleck et al. 2019), against greedy loops: on the teacher's answers, of each answer's
+    # earlier tokens (token-level); on the student's own answers in on-policy rounds, of each token that completes a
+    # 4-gram the answer already holds (sequence-level).
     w_unlikelihood: Float = Field(0.0, ge=0)
     # Feature / layer-wise distillation against an online teacher (loaded in the training process); 0: off.
     w_feature: Float = Field(0.0, ge=0)

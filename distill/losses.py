@@ -144,25 +144,39 @@ def kd_per_position(student_logits: torch.Tensor, topk_ids: torch.Tensor, topk_p
     return DIVERGENCES[spec.kind](log_p, log_q, valid, spec) * (t * t)
 
 
-# ---- repeats: token-level unlikelihood of the answer's earlier tokens ------------------------------------------
+# ---- repeats: unlikelihood of tokens that would repeat (Welleck et al. 2019) -----------------------------------
+
+# Sequence-level unlikelihood penalises tokens that complete a repeated n-gram; Welleck et al. use 4-grams.
+REPEAT_NGRAM = 4
+
+
+def _answers(targets: torch.Tensor, row: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The flattened targets laid out one answer per row ([A, W], zero-padded) and each position's index in it."""
+    counts = torch.bincount(row)
+    pos = torch.arange(targets.shape[0], device=targets.device) - (torch.cumsum(counts, 0) - counts)[row]
+    answers = targets.new_zeros((counts.shape[0], int(counts.max())))
+    answers[row, pos] = targets
+    return answers, pos
+
+
+def no_negatives(targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Negative candidates for no position ([N, 0] each): the unlikelihood term is zero."""
+    return targets.new_zeros((targets.shape[0], 0)), torch.zeros((targets.shape[0], 0), dtype=torch.bool,
+                                                                 device=targets.device)
 
 
 def earlier_tokens(targets: torch.Tensor, row: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each response position: the distinct tokens its answer already holds before it, the position's own
-    target excluded (the "negative candidates" of token-level unlikelihood training, Welleck et al. 2019, taken
-    from the answer only: repeating the prompt's words is normal).
+    """Token-level negatives, for the teacher's answers: for each response position, the distinct tokens its answer
+    already holds before it, the position's own target excluded (taken from the answer only: repeating the prompt's
+    words is normal).
 
     targets [N]: the flattened response targets, each answer's in order; row [N]: the answer each belongs to, in
     non-decreasing order. Returns ids [N, W] and a mask [N, W] (W: the longest answer's length).
     """
-    n = targets.shape[0]
-    if n == 0:
-        return targets.new_zeros((0, 0)), torch.zeros((0, 0), dtype=torch.bool, device=targets.device)
-    counts = torch.bincount(row)
-    pos = torch.arange(n, device=targets.device) - (torch.cumsum(counts, 0) - counts)[row]  # index in its answer
-    width = int(counts.max())
-    answers = targets.new_zeros((counts.shape[0], width))
-    answers[row, pos] = targets
+    if targets.shape[0] == 0:
+        return no_negatives(targets)
+    answers, pos = _answers(targets, row)
+    width = answers.shape[1]
     repeat = answers[:, :, None] == answers[:, None, :]  # [A, W, W]: token i equals token j
     before = torch.ones(width, width, dtype=torch.bool, device=targets.device).tril(-1)  # j < i
     first = ~(repeat & before).any(-1)  # [A, W]: the token's first occurrence in its answer
@@ -172,10 +186,26 @@ def earlier_tokens(targets: torch.Tensor, row: torch.Tensor) -> tuple[torch.Tens
     return candidates, valid
 
 
+def repeated_ngram_tokens(targets: torch.Tensor, row: torch.Tensor,
+                          n: int = REPEAT_NGRAM) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequence-level negatives, for the student's own answers: a position's own token when it completes an n-gram
+    that already occurred earlier in the same answer (the loop the student fell into). ids and mask [N, 1]."""
+    candidates = targets[:, None]
+    if targets.shape[0] == 0 or int(torch.bincount(row).max()) < n:
+        return candidates, torch.zeros_like(candidates, dtype=torch.bool)
+    answers, pos = _answers(targets, row)
+    grams = answers.unfold(1, n, 1)  # [A, M, n]: the n-gram ending at position m + n - 1
+    same = (grams[:, :, None, :] == grams[:, None, :, :]).all(-1)  # [A, M, M]
+    earlier = torch.ones(same.shape[1], same.shape[1], dtype=torch.bool, device=targets.device).tril(-1)
+    repeated = torch.zeros(answers.shape, dtype=torch.bool, device=targets.device)
+    repeated[:, n - 1:] = (same & earlier).any(-1)  # padding never reaches a real position, so it cannot match
+    return candidates, repeated[row, pos][:, None]
+
+
 def unlikelihood_per_position(student_log_softmax: torch.Tensor, candidates: torch.Tensor,
                               valid: torch.Tensor) -> torch.Tensor:
     """Per position ([N]): -sum over the valid candidates c of log(1 - q(c)). Zero when the student gives them no
-    probability; it grows as the student puts probability on repeating them where the teacher's answer did not."""
+    probability; it grows as the student puts probability on repeating them."""
     q = student_log_softmax.gather(-1, candidates).exp()
     return -(torch.log1p(-q.clamp(max=1 - 1e-6)) * valid).sum(-1)  # the clamp keeps log(1 - q) finite
 
@@ -195,7 +225,12 @@ def _chunked_sums(fn, per_row: tuple, shared: tuple, chunk_rows: int) -> tuple[t
     return totals
 
 
-def _chunk_terms(hidden, targets, topk_ids, topk_probs, candidates, repeat_valid, ce_w, kd_w, ul_w, weight, bias,
+def _position_weights(hidden: torch.Tensor, *weights: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+    ones = hidden.new_ones(hidden.shape[0], dtype=torch.float32)
+    return tuple(ones if w is None else w.float() for w in weights)
+
+
+def _chunk_terms(hidden, targets, topk_ids, topk_probs, candidates, negative, ce_w, kd_w, ul_w, weight, bias,
                  spec: KDSpec, with_kd: bool):
     logits = F.linear(hidden, weight, bias).float()
     log_softmax = torch.log_softmax(logits, dim=-1)
@@ -204,32 +239,27 @@ def _chunk_terms(hidden, targets, topk_ids, topk_probs, candidates, repeat_valid
         kd = kd_per_position(logits, topk_ids, topk_probs, spec, student_log_softmax=log_softmax)
     else:
         kd = torch.zeros_like(ce)
-    ul = unlikelihood_per_position(log_softmax, candidates, repeat_valid)  # zero when there are no candidates
+    ul = unlikelihood_per_position(log_softmax, candidates, negative)
     return (ce * ce_w).sum(), (kd * kd_w).sum(), (ul * ul_w).sum()
 
 
 def loss_sums(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
               topk_ids: torch.Tensor, topk_probs: torch.Tensor, spec: KDSpec, *, with_kd: bool = True,
-              chunk_rows: int = 1024, ce_weights: torch.Tensor | None = None,
-              kd_weights: torch.Tensor | None = None, answer_rows: torch.Tensor | None = None,
+              chunk_rows: int = 1024, ce_weights: torch.Tensor | None = None, kd_weights: torch.Tensor | None = None,
+              negatives: tuple[torch.Tensor, torch.Tensor] | None = None,
               ul_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sums over response positions of the CE, KD and unlikelihood terms, from final hidden states ([N, H]), each
     position weighted by ce_weights / kd_weights / ul_weights ([N], default 1: a multi-task mixture's per-task loss
-    weights). The unlikelihood term is computed when answer_rows ([N], the answer each position belongs to, in
-    order; see earlier_tokens) is given, and is zero otherwise.
+    weights). The unlikelihood term is over `negatives` (candidate ids and mask, [N, W] each: earlier_tokens or
+    repeated_ngram_tokens), and zero without them.
 
     The student's logits are made chunk by chunk from `hidden` and the output embedding (`weight` [V, H]), so no
     [N, V] logits tensor is ever whole. The three terms share one log-softmax.
     """
-    ones = hidden.new_ones(hidden.shape[0], dtype=torch.float32)
-    ce_w, kd_w, ul_w = (ones if w is None else w.float() for w in (ce_weights, kd_weights, ul_weights))
-    if answer_rows is None:
-        candidates = targets.new_zeros((targets.shape[0], 0))
-        repeat_valid = torch.zeros(candidates.shape, dtype=torch.bool, device=targets.device)
-    else:
-        candidates, repeat_valid = earlier_tokens(targets, answer_rows)
-    return _chunked_sums(_chunk_terms, (hidden, targets, topk_ids, topk_probs, candidates, repeat_valid, ce_w, kd_w,
-                                        ul_w), (weight, bias, spec, with_kd), chunk_rows)
+    candidates, negative = negatives if negatives is not None else no_negatives(targets)
+    return _chunked_sums(_chunk_terms, (hidden, targets, topk_ids, topk_probs, candidates, negative,
+                                        *_position_weights(hidden, ce_weights, kd_weights, ul_weights)),
+                         (weight, bias, spec, with_kd), chunk_rows)
 
 
 # ---- on the student's own samples: the per-token reverse-KL estimate -------------------------------------------
@@ -249,18 +279,22 @@ def sampled_token_terms(student_log_softmax: torch.Tensor, targets: torch.Tensor
     return estimate * log_q, estimate
 
 
-def _sampled_chunk(hidden, targets, teacher_logprobs, weights, weight, bias):
+def _sampled_chunk(hidden, targets, teacher_logprobs, candidates, negative, weights, ul_w, weight, bias):
     log_softmax = torch.log_softmax(F.linear(hidden, weight, bias).float(), dim=-1)
     loss, estimate = sampled_token_terms(log_softmax, targets, teacher_logprobs)
-    return (loss * weights).sum(), (estimate * weights).sum()
+    ul = unlikelihood_per_position(log_softmax, candidates, negative)
+    return (loss * weights).sum(), (estimate * weights).sum(), (ul * ul_w).sum()
 
 
 def sampled_token_sums(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
-                       teacher_logprobs: torch.Tensor, *, chunk_rows: int = 1024,
-                       weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sums over positions of sampled_token_terms (loss, estimate), chunked and checkpointed like loss_sums."""
-    weights = hidden.new_ones(hidden.shape[0], dtype=torch.float32) if weights is None else weights.float()
-    return _chunked_sums(_sampled_chunk, (hidden, targets, teacher_logprobs, weights), (weight, bias), chunk_rows)
+                       teacher_logprobs: torch.Tensor, *, chunk_rows: int = 1024, weights: torch.Tensor | None = None,
+                       negatives: tuple[torch.Tensor, torch.Tensor] | None = None,
+                       ul_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sums over positions of sampled_token_terms (loss, estimate) and of the unlikelihood term over `negatives`
+    (as in loss_sums), chunked and checkpointed like loss_sums."""
+    candidates, negative = negatives if negatives is not None else no_negatives(targets)
+    return _chunked_sums(_sampled_chunk, (hidden, targets, teacher_logprobs, candidates, negative,
+                                          *_position_weights(hidden, weights, ul_weights)), (weight, bias), chunk_rows)
 
 
 # ---- features: the teacher's hidden states supervise the student's ------------------------------------------------

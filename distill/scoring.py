@@ -15,7 +15,7 @@ import torch
 from distill import shards as sh
 from distill.batches import DROPPED, DistillCollator, example_row
 from distill.errors import DistillError
-from distill.losses import KDSpec, eval_sums, loss_sums, sampled_token_sums
+from distill.losses import KDSpec, earlier_tokens, eval_sums, loss_sums, repeated_ngram_tokens, sampled_token_sums
 
 
 def causal_lm(model):
@@ -44,7 +44,8 @@ class Objective:
     """What a training batch is scored by: the KD divergence on the teacher's answers and, for rows that are the
     student's own answers scored by the teacher (on-policy), their own loss: a divergence over the teacher's top-k
     (reverse_kl, jsd) or the per-token reverse-KL estimate on the sampled token (sampled_token). unlikelihood: also
-    the token-level unlikelihood of repeating each teacher answer's earlier tokens (losses.earlier_tokens)."""
+    the unlikelihood of repeats (losses.py): on the teacher's answers, of each answer's earlier tokens (token-level);
+    on the student's own answers, of the tokens that complete a repeated n-gram (sequence-level)."""
 
     spec: KDSpec
     with_kd: bool
@@ -56,8 +57,8 @@ class Objective:
 
 def batch_loss_terms(model, batch: dict, objective: Objective, hidden: torch.Tensor | None = None) -> dict:
     """Sums over the response tokens of a collated batch: ce and kd (teacher-answer rows, each row weighted by its
-    ce_weight / kd_weight), ul (teacher-answer rows, when the objective asks), on and on_estimate (on-policy rows),
-    and n (all response tokens)."""
+    ce_weight / kd_weight), on and on_estimate (on-policy rows), ul (all rows, when the objective asks: teacher-answer
+    rows as ce, on-policy rows as on), and n (all response tokens)."""
     lm = causal_lm(model)
     hidden = final_hidden(lm, batch) if hidden is None else hidden
     h, targets, ids, probs = response_rows(hidden, batch)
@@ -69,21 +70,24 @@ def batch_loss_terms(model, batch: dict, objective: Objective, hidden: torch.Ten
     offline = (~onpolicy).float()
     ce, kd, ul = loss_sums(h, head.weight, head.bias, targets, ids, probs, objective.spec, with_kd=objective.with_kd,
                            chunk_rows=objective.chunk_rows, ce_weights=ce_w * offline, kd_weights=kd_w * offline,
-                           answer_rows=row if objective.unlikelihood else None, ul_weights=offline)
+                           negatives=earlier_tokens(targets, row) if objective.unlikelihood else None,
+                           ul_weights=offline)
     terms = {"ce": ce, "kd": kd, "ul": ul, "on": ce.new_zeros(()), "on_estimate": ce.new_zeros(()),
              "n": batch["response_mask"][:, 1:].sum()}
     if objective.onpolicy and bool(onpolicy.any()):
         sel = onpolicy
+        negatives = repeated_ngram_tokens(targets[sel], row[sel]) if objective.unlikelihood else None
         if objective.onpolicy == "sampled_token":
             teacher_lp = batch["teacher_logprobs"][batch["topk_mask"]]
-            terms["on"], terms["on_estimate"] = sampled_token_sums(
+            terms["on"], terms["on_estimate"], own_ul = sampled_token_sums(
                 h[sel], head.weight, head.bias, targets[sel], teacher_lp[sel], chunk_rows=objective.chunk_rows,
-                weights=kd_w[sel])
+                weights=kd_w[sel], negatives=negatives)
         else:
-            _, terms["on"], _ = loss_sums(h[sel], head.weight, head.bias, targets[sel], ids[sel], probs[sel],
-                                       objective.onpolicy_spec, chunk_rows=objective.chunk_rows,
-                                       kd_weights=kd_w[sel])
+            _, terms["on"], own_ul = loss_sums(h[sel], head.weight, head.bias, targets[sel], ids[sel], probs[sel],
+                                               objective.onpolicy_spec, chunk_rows=objective.chunk_rows,
+                                               kd_weights=kd_w[sel], negatives=negatives)
             terms["on_estimate"] = terms["on"].detach()
+        terms["ul"] = terms["ul"] + own_ul
     return terms
 
 

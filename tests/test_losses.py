@@ -221,8 +221,9 @@ def test_sampled_token_estimate_and_its_policy_gradient_equal_the_dense_referenc
     targets = torch.randint(0, v, (n,), generator=g)
     teacher_lp = torch.log_softmax(torch.randn(n, v, generator=g), -1).gather(-1, targets[:, None]).squeeze(-1)
     w = torch.rand(n, generator=g)
-    loss, estimate = sampled_token_sums(hidden, weight, None, targets, teacher_lp, chunk_rows=4, weights=w)
+    loss, estimate, ul = sampled_token_sums(hidden, weight, None, targets, teacher_lp, chunk_rows=4, weights=w)
     loss.backward()
+    assert ul == 0  # no negatives given
 
     dense_h = hidden.detach().clone().requires_grad_(True)
     log_q = torch.log_softmax(dense_h @ weight.T, -1)[torch.arange(n), targets]
@@ -274,6 +275,7 @@ def test_unlikelihood_equals_a_loop_over_each_answers_earlier_tokens_values_and_
     """-sum over the distinct earlier tokens c of the same answer (c != the target) of log(1 - q(c)), per position,
     weighted; answers of different lengths, a row with no answer, and repeats in the answer. It shares loss_sums'
     log-softmax with CE and KD and leaves them unchanged."""
+    from distill.losses import earlier_tokens
     g = torch.Generator().manual_seed(5)
     h, v = 8, 12  # a small vocabulary, so answers repeat tokens
     answers = {0: torch.randint(0, v, (9,), generator=g), 2: torch.randint(0, v, (4,), generator=g),
@@ -285,8 +287,8 @@ def test_unlikelihood_equals_a_loop_over_each_answers_earlier_tokens_values_and_
     weight = torch.randn(v, h, generator=g, requires_grad=True)
     w = torch.rand(n, generator=g)
     probs, ids = torch.softmax(torch.randn(n, v, generator=g), -1).topk(4, dim=-1)
-    ce, kd, got = loss_sums(hidden, weight, None, targets, ids, probs, HELDOUT_KL, chunk_rows=3, answer_rows=row,
-                            ul_weights=w)
+    ce, kd, got = loss_sums(hidden, weight, None, targets, ids, probs, HELDOUT_KL, chunk_rows=3,
+                            negatives=earlier_tokens(targets, row), ul_weights=w)
     got.backward()
     without = loss_sums(hidden, weight, None, targets, ids, probs, HELDOUT_KL, chunk_rows=3)
     torch.testing.assert_close((ce, kd), without[:2])
@@ -316,3 +318,46 @@ def test_unlikelihood_is_zero_without_repeats_and_finite_when_the_student_is_sur
     sure = unlikelihood_per_position(log_q, candidates, torch.tensor([[True, False], [False, False]]))
     sure.sum().backward()
     assert torch.isfinite(sure).all() and sure[0] > 10 and torch.isfinite(log_q.grad).all()
+
+
+def repeated_ngrams_by_loop(answer: list[int], n: int) -> list[bool]:
+    """Position j completes an n-gram that already occurred earlier in the answer."""
+    grams = [tuple(answer[j - n + 1:j + 1]) for j in range(len(answer))]
+    return [j >= n - 1 and grams[j] in grams[n - 1:j] for j in range(len(answer))]
+
+
+def test_repeated_ngram_tokens_equal_a_loop_and_their_unlikelihood_the_dense_reference():
+    """Sequence-level unlikelihood on the student's own answers: -log(1 - q(y_j)) at every position j whose token
+    completes a repeated 4-gram, for both on-policy losses (loss_sums and sampled_token_sums), values and gradients.
+    Answers: a loop, one shorter than the n-gram, random ones over a small vocabulary, and a row with no answer."""
+    from distill.losses import REPEAT_NGRAM, repeated_ngram_tokens, sampled_token_sums
+
+    g = torch.Generator().manual_seed(9)
+    h, v = 8, 5
+    answers = {0: [1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 0], 1: [2, 2, 2],
+               3: torch.randint(0, v, (30,), generator=g).tolist(), 4: torch.randint(0, v, (25,), generator=g).tolist()}
+    row = torch.cat([torch.full((len(a),), r) for r, a in answers.items()])
+    targets = torch.tensor([t for a in answers.values() for t in a])
+    want_mask = [m for a in answers.values() for m in repeated_ngrams_by_loop(a, REPEAT_NGRAM)]
+    candidates, mask = repeated_ngram_tokens(targets, row)
+    assert mask[:, 0].tolist() == want_mask and any(want_mask[:12]) and not any(want_mask[12:15])
+    torch.testing.assert_close(candidates[:, 0], targets)
+
+    n = len(targets)
+    hidden = torch.randn(n, h, generator=g, requires_grad=True)
+    weight = torch.randn(v, h, generator=g)
+    probs, ids = torch.softmax(torch.randn(n, v, generator=g), -1).topk(3, dim=-1)
+    dense_h = hidden.detach().clone().requires_grad_(True)
+    q = torch.softmax(dense_h @ weight.T, -1)[torch.arange(n), targets]
+    want = -(torch.log1p(-q) * torch.tensor(want_mask)).sum()
+    want.backward()
+    teacher_lp = torch.full((n,), -1.0)
+    for total in (lambda: loss_sums(hidden, weight, None, targets, ids, probs, HELDOUT_KL, chunk_rows=7,
+                                    negatives=(candidates, mask))[2],
+                  lambda: sampled_token_sums(hidden, weight, None, targets, teacher_lp, chunk_rows=7,
+                                             negatives=(candidates, mask))[2]):
+        hidden.grad = None
+        got = total()
+        got.backward()
+        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(hidden.grad, dense_h.grad)

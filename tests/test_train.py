@@ -227,6 +227,40 @@ def test_trainer_loss_equals_evaluate_batch_loss(tmp_path, shards, tiny_teacher,
     assert logged == pytest.approx(evaluate_batch_loss(model, batch, cfg), rel=1e-6)
 
 
+def test_own_answer_rows_add_sequence_level_unlikelihood_teacher_rows_token_level(shards, tiny_teacher):
+    """One batch: a teacher answer and a student's own answer that loops. With unlikelihood on, ul is the teacher
+    row's token-level term plus -log(1 - q(y)) at the own row's tokens that complete a repeated 4-gram."""
+    from transformers import AutoModelForCausalLM
+
+    from distill.batches import DistillCollator
+    from distill.losses import HELDOUT_KL, OWN_ANSWER_KL, earlier_tokens, unlikelihood_per_position
+    from distill.scoring import Objective, batch_loss_terms
+    from distill.train.data import build_dataset
+
+    ds, _ = build_dataset(shards, 256, "truncate", shards.parent / "cache")
+    teacher_row, own = dict(ds[0]), dict(ds[1])
+    start, n = own["response_start"], len(own["input_ids"]) - own["response_start"]
+    loop = [own["input_ids"][start + i % 3] for i in range(n)]  # a, b, c, a, b, c, ...: 4-grams repeat from j = 6
+    own.update(input_ids=own["input_ids"][:start] + loop, onpolicy=1)
+    model = AutoModelForCausalLM.from_pretrained(tiny_teacher, dtype=torch.float32).eval()
+    batch = DistillCollator(pad_token_id=0)([teacher_row, own])
+    with torch.no_grad():
+        terms = {ul: batch_loss_terms(model, batch, Objective(HELDOUT_KL, True, 1024, "reverse_kl", OWN_ANSWER_KL,
+                                                              unlikelihood=ul)) for ul in (False, True)}
+        log_q = [torch.log_softmax(model(torch.tensor([r["input_ids"]])).logits[0].float(), -1)
+                 for r in (teacher_row, own)]
+    t_start = teacher_row["response_start"]
+    t_targets = torch.tensor(teacher_row["input_ids"][t_start:])
+    want_teacher = unlikelihood_per_position(log_q[0][t_start - 1:-1], *earlier_tokens(
+        t_targets, torch.zeros_like(t_targets))).sum()
+    q_own = log_q[1][start - 1:-1].exp()[torch.arange(n), torch.tensor(loop)]
+    want_own = -torch.log1p(-q_own[6:]).sum()
+    assert terms[False]["ul"] == 0 and n > 6
+    torch.testing.assert_close(terms[True]["ul"], want_teacher + want_own, rtol=1e-4, atol=1e-4)
+    for k in ("ce", "kd", "on"):
+        torch.testing.assert_close(terms[True][k], terms[False][k])
+
+
 def test_grad_accumulation_keeps_the_per_token_scale(tmp_path, shards, tiny_teacher):
     """batch 4 x accum 1 vs batch 2 x accum 2 over the same 4 sequences: same step-1 loss and gradient norm
     (1e-5 relative), same weights after the step (1e-5 absolute, lr 1e-3)."""
