@@ -57,8 +57,9 @@ class Objective:
 
 def batch_loss_terms(model, batch: dict, objective: Objective, hidden: torch.Tensor | None = None) -> dict:
     """Sums over the response tokens of a collated batch: ce and kd (teacher-answer rows, each row weighted by its
-    ce_weight / kd_weight), on and on_estimate (on-policy rows), ul (all rows, when the objective asks: teacher-answer
-    rows as ce, on-policy rows as on), and n (all response tokens)."""
+    ce_weight / kd_weight), on and on_estimate (on-policy rows), ul (when the objective asks: token-level on the
+    teacher-answer rows plus sequence-level on the on-policy rows, not weighted by task), and n (all response
+    tokens)."""
     lm = causal_lm(model)
     hidden = final_hidden(lm, batch) if hidden is None else hidden
     h, targets, ids, probs = response_rows(hidden, batch)
