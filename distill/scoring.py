@@ -54,6 +54,13 @@ class Objective:
     onpolicy_spec: KDSpec | None = None
     unlikelihood: bool = False
 
+    @classmethod
+    def from_train(cls, t, with_kd: bool | None = None, **onpolicy) -> "Objective":
+        """The objective the train config asks for: KD when w_kd > 0 (unless with_kd says otherwise), unlikelihood
+        when w_unlikelihood > 0; `onpolicy` passes onpolicy= and onpolicy_spec= through."""
+        return cls(KDSpec.from_train(t), t.w_kd > 0 if with_kd is None else with_kd, t.chunk_rows,
+                   unlikelihood=t.w_unlikelihood > 0, **onpolicy)
+
 
 def batch_loss_terms(model, batch: dict, objective: Objective, hidden: torch.Tensor | None = None) -> dict:
     """Sums over the response tokens of a collated batch: ce and kd (teacher-answer rows, each row weighted by its

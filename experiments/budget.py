@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from common import ROOT, WITHOUT_UNLIKELIHOOD, evaluate, stage, summary
-from default_run import goals
+from default_run import QUALITY_TARGETS, goals
 
 import results  # noqa: E402
 
@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
         met = goals(report, None, name)
         rows.append([f"{scale}x", DEFAULT_STEPS * scale, s["tokens"], round(s["train_wall_s"]), m["heldout_kl"],
                      m["mean_response_tokens"], m["repetition_rate"], m["cutoff_rate"], m["exact_accuracy"],
-                     *(r[2] for r in met[2:5]), sum(r[3] for r in met[:5])])
+                     *(r[2] for r in met[2:5]), sum(r[3] for r in met[:QUALITY_TARGETS])])
         print(rows[-1], flush=True)
     t = report["models"]["teacher"]
     rows.append(["teacher", None, None, None, t["heldout_kl"], t["mean_response_tokens"], t["repetition_rate"],

@@ -55,3 +55,12 @@ def evaluate(run: Path, students: dict[str, str], prompts: str, heldout_shards: 
 
 def summary(model_dir: Path) -> dict:
     return json.loads((Path(model_dir) / "train_summary.json").read_text())
+
+
+def heldout_kl(model_dir: Path, shards: Path) -> float:
+    """A model's teacher-forced KL (top-k plus tail, a lower bound) on a shard set, token-weighted."""
+    from distill.losses import HELDOUT_KL
+    from distill.scoring import evaluate_on_shards
+
+    rows = evaluate_on_shards(model_dir, shards, HELDOUT_KL, 512, 1024)
+    return sum(r["kl_sum"] for r in rows) / sum(r["tokens"] for r in rows)

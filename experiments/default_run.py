@@ -18,6 +18,10 @@ from common import ROOT
 import results  # noqa: E402
 
 
+# The first rows of goals(): the quality targets (not speed, the same for one architecture, nor wall time).
+QUALITY_TARGETS = 5
+
+
 def goals(report: dict, minutes: float | None, student: str = "student") -> list[list]:
     """The default run's targets for a student that chats, each with the measured value and whether it is met
     (the wall-time row only when `minutes` is given)."""

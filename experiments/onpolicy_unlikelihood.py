@@ -23,9 +23,8 @@ import sys
 from pathlib import Path
 
 import torch
-from common import evaluate, run_dir_with_shards, stage, summary
-from default_run import goals
-from unlikelihood import TARGETS, heldout_kl
+from common import evaluate, heldout_kl, run_dir_with_shards, stage, summary
+from default_run import QUALITY_TARGETS as TARGETS, goals
 
 import results  # noqa: E402
 

@@ -22,23 +22,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import ROOT, evaluate, run_dir_with_shards, stage, summary
-from default_run import goals
+from common import ROOT, evaluate, heldout_kl, run_dir_with_shards, stage, summary
+from default_run import QUALITY_TARGETS as TARGETS, goals
 
 import results  # noqa: E402
 
-from distill.losses import HELDOUT_KL  # noqa: E402
-from distill.scoring import evaluate_on_shards  # noqa: E402
-
 WEIGHTS = (0.0, 0.5, 1.0)  # 0.0: the default recipe; 1.0: the weight of Welleck et al.
-TARGETS = 5  # the goals rows without speed (the same architecture) and wall time
 SECOND_HALF = slice(60, 120)  # validation prompts for stage 2
 KL_SLACK, REPETITION_GAIN = 1.02, 0.05  # stage 2's rule
-
-
-def heldout_kl(model_dir: Path, shards: Path) -> float:
-    rows = evaluate_on_shards(model_dir, shards, HELDOUT_KL, 512, 1024)
-    return sum(r["kl_sum"] for r in rows) / sum(r["tokens"] for r in rows)
 
 
 def main(argv: list[str]) -> int:

@@ -166,8 +166,7 @@ def round_trainer(cfg: Config, ckpt_dir: Path, model, tokenizer, rows: list[dict
         model=model, args=args, data_collator=DistillCollator(pad_token_id=tokenizer.pad_token_id),
         train_dataset=Dataset.from_list(rows, features=FEATURES), processing_class=tokenizer,
         callbacks=default_callbacks() + [StopAtRoundEnd()],
-        objective=Objective(KDSpec.from_train(t), t.w_kd > 0, t.chunk_rows, o.loss, on_spec,
-                            unlikelihood=t.w_unlikelihood > 0),
+        objective=Objective.from_train(t, onpolicy=o.loss, onpolicy_spec=on_spec),
         weights={"ce": t.w_ce, "kd": t.w_kd, "ul": t.w_unlikelihood, "on": o.w_onpolicy})
 
 

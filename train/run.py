@@ -192,7 +192,6 @@ def build_trainer(cfg: Config, out: Path, model, tokenizer, train_ds, eval_ds, f
     import torch
 
     from distill.batches import DistillCollator
-    from distill.losses import KDSpec
     from distill.scoring import Objective
     from distill.train.data import own_loss_weights
     from distill.train.trainer import DistillTrainer, default_callbacks, lora_config, training_args
@@ -212,7 +211,7 @@ def build_trainer(cfg: Config, out: Path, model, tokenizer, train_ds, eval_ds, f
         processing_class=tokenizer,
         peft_config=lora_config(model, t.lora),
         callbacks=default_callbacks(),
-        objective=Objective(KDSpec.from_train(t), kd_needed, t.chunk_rows, unlikelihood=t.w_unlikelihood > 0),
+        objective=Objective.from_train(t, with_kd=kd_needed),
         weights={"ce": 1.0, "kd": 1.0, "ul": t.w_unlikelihood, "feature": t.w_feature} if own_weights else
                 {"ce": t.w_ce, "kd": t.w_kd, "ul": t.w_unlikelihood, "feature": t.w_feature},
         features=features,

@@ -17,7 +17,6 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 from trl import SFTConfig, SFTTrainer
 
-from distill import losses
 from distill.errors import DistillError
 from distill.scoring import Objective, batch_loss_terms, causal_lm
 
@@ -48,8 +47,7 @@ def add_distill_forward(model, objective: Objective, features=None) -> None:
 def evaluate_batch_loss(model, batch: dict, cfg) -> float:
     """The loss the trainer reports for this batch (one micro-batch, one process), computed independently."""
     t = cfg.train
-    terms = batch_loss_terms(model, batch, Objective(losses.KDSpec.from_train(t), t.w_kd > 0, t.chunk_rows,
-                                                     unlikelihood=t.w_unlikelihood > 0))
+    terms = batch_loss_terms(model, batch, Objective.from_train(t))
     total = t.w_ce * terms["ce"] + t.w_kd * terms["kd"] + t.w_unlikelihood * terms["ul"]
     return float(total / terms["n"].clamp(min=1))
 
