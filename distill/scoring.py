@@ -75,11 +75,11 @@ def batch_loss_terms(model, batch: dict, objective: Objective, hidden: torch.Ten
     onpolicy = batch["onpolicy"][row] if "onpolicy" in batch else torch.zeros_like(targets, dtype=torch.bool)
     ce_w = batch["ce_weight"][row] if "ce_weight" in batch else torch.ones_like(targets, dtype=torch.float32)
     kd_w = batch["kd_weight"][row] if "kd_weight" in batch else torch.ones_like(targets, dtype=torch.float32)
-    offline = (~onpolicy).float()
-    ce, kd, ul = loss_sums(h, head.weight, head.bias, targets, ids, probs, objective.spec, with_kd=objective.with_kd,
-                           chunk_rows=objective.chunk_rows, ce_weights=ce_w * offline, kd_weights=kd_w * offline,
-                           negatives=earlier_tokens(targets, row) if objective.unlikelihood else None,
-                           ul_weights=offline)
+    off = ~onpolicy  # the teacher-answer positions; the on-policy rows get their own pass below
+    ce, kd, ul = loss_sums(h[off], head.weight, head.bias, targets[off], ids[off], probs[off], objective.spec,
+                           with_kd=objective.with_kd, chunk_rows=objective.chunk_rows, ce_weights=ce_w[off],
+                           kd_weights=kd_w[off],
+                           negatives=earlier_tokens(targets[off], row[off]) if objective.unlikelihood else None)
     terms = {"ce": ce, "kd": kd, "ul": ul, "on": ce.new_zeros(()), "on_estimate": ce.new_zeros(()),
              "n": batch["response_mask"][:, 1:].sum()}
     if objective.onpolicy and bool(onpolicy.any()):
