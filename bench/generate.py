@@ -142,13 +142,11 @@ def machine() -> dict:
 
 
 def update_readme(result: dict) -> None:
-    readme = REPO / "bench" / "README.md"
-    text = readme.read_text() if readme.is_file() else (
-        "# Benchmarks\n\nEach bench writes bench/results/<name>.json and its own marked section below.\n\n")
+    from bench.sections import replace_section
+
     m = result["machine"]
     r = result["runs"]
-    table = "\n".join([
-        "<!-- generate:start -->",
+    replace_section("generate", "\n".join([
         "## generate (`bash bench/generate.sh`)",
         "",
         f"Default teacher, {result['prompts']} prompts, max_tokens {MAX_TOKENS}, temperature 1, k={K}, "
@@ -165,14 +163,7 @@ def update_readme(result: dict) -> None:
         f"| shard bytes per token | {result['bytes_per_token']:.1f} B | |",
         f"| top-k payload per token | {result['topk_payload_bytes_per_token']:.1f} B (+ 4 B exact sampled logprob) | <= 48 B |",
         f"| mean / max per-token L1 of probabilities | {result['mean_l1_prob_err']:.2e} / {result['max_l1_prob_err']:.2e} | <= 1e-3 / 1e-2 |",
-        "<!-- generate:end -->",
-    ])
-    start, end = text.find("<!-- generate:start -->"), text.find("<!-- generate:end -->")
-    if start >= 0 and end > start:
-        text = text[:start] + table + text[end + len("<!-- generate:end -->"):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + table + "\n"
-    readme.write_text(text)
+    ]))
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -26,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 # and in Ray's workers (they get the driver's sys.path).
 sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO / "tests"))  # tests/configs.py
-README = REPO / "bench" / "README.md"
+sys.path.insert(1, str(REPO))  # bench.sections
 RESULT = REPO / "bench" / "results" / "ray.json"
 MAX_TOKENS, K, SHARD_SIZE, REPEATS = 128, 20, 16, int(os.environ.get("BENCH_REPEATS", "3"))
 VARIANTS = ("local", "ray1", "ray2")
@@ -75,9 +74,10 @@ def timed_run(variant: str, cfg, backend, pool) -> tuple[int, float, dict]:
 
 
 def write_readme(result: dict) -> None:
+    from bench.sections import replace_section
+
     m, r = result["machine"], result["runs"]
-    section = "\n".join([
-        "<!-- ray:start -->",
+    replace_section("ray", "\n".join([
         "## ray: generation on a Ray pool vs one process (`bash bench/ray.sh`)",
         "",
         f"Default teacher, {result['prompts']} prompts, max_tokens {MAX_TOKENS}, temperature 1, k={K}, shards of "
@@ -96,14 +96,7 @@ def write_readme(result: dict) -> None:
         f"| same shard bytes in every run | {result['identical_shards']} | True |",
         "",
         result["note"],
-        "<!-- ray:end -->",
-    ])
-    text = README.read_text()
-    if "<!-- ray:start -->" in text:
-        text = re.sub(r"<!-- ray:start -->.*?<!-- ray:end -->", lambda _: section, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    README.write_text(text)
+    ]))
 
 
 NOTE = ("Why not 2x with two workers: on this 2-core machine each engine computes on its own core, but both "

@@ -44,7 +44,6 @@ TEACHER = ROOT / "models" / "smollm2-135m-instruct"
 STUDENT = ROOT / "bench" / "work" / "student_init_15"
 N_LAYERS = 15  # the default student's depth
 RESULTS = ROOT / "bench" / "results" / "train.json"
-README = ROOT / "bench" / "README.md"
 VARIANTS = ("sft", "kd", "kd_w0", "kd_ul", "dense", "kd_feature")
 B, K, TOP_MASS = 8, 20, 0.84
 
@@ -198,12 +197,13 @@ def child_time(steps: int, warmup: int) -> dict:
 
 
 def write_readme(result: dict) -> None:
+    from bench.sections import replace_section
+
     r = result["variants"]
     rows = "\n".join(
         f"| {name} | {r[name]['step_s']:.2f} | {r[name]['step_s'] / r['sft']['step_s']:.2f} | "
         f"{r[name]['peak_mem_mb']:.0f} | {r[name]['peak_mem_mb'] / r['sft']['peak_mem_mb']:.2f} |" for name in VARIANTS)
-    section = f"""<!-- train:start -->
-## train: one training step, KD vs plain SFT (`bash bench/train.sh`)
+    replace_section("train", f"""## train: one training step, KD vs plain SFT (`bash bench/train.sh`)
 
 {result['model']}; batch {result['batch']}; {result['machine']}.
 Median of {result['steps']} timed steps after {result['warmup']} warm-up steps; peak memory = {result['memory_method']},
@@ -218,17 +218,7 @@ sft = the plain Hugging Face step (`model(input_ids, labels=...)`, prompt masked
 token-level unlikelihood of repeats at weight 1 (the default run's loss); dense = naive KD with full
 [B, T, V] logits and a dense teacher tensor; kd_feature = kd plus feature distillation against the full teacher run
 online on the same batch (its weights, loaded at the first step, count in its peak memory). Raw numbers:
-`bench/results/train.json`.
-<!-- train:end -->"""
-    text = README.read_text() if README.is_file() else (
-        "# Benchmarks\n\nMeasured costs of the pipeline's stages on the machine named in each section; every "
-        "section is rewritten by the script that measures it (see its header for the method). Results as JSON "
-        "are under `bench/results/`.\n")
-    if "<!-- train:start -->" in text:
-        text = re.sub(r"<!-- train:start -->.*?<!-- train:end -->", lambda _: section, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    README.write_text(text)
+`bench/results/train.json`.""")
 
 
 def main() -> None:

@@ -36,3 +36,16 @@ def test_check_mode_fails_on_a_hand_edited_table(tmp_path, monkeypatch):
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "results.py"), "--check"], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_a_bench_rewrites_its_own_section_and_leaves_the_others(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT))
+    from bench import sections
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# Benchmarks\n\n<!-- a:start -->\nold a\n<!-- a:end -->\n\n<!-- b:start -->\nb\n<!-- b:end -->\n")
+    monkeypatch.setattr(sections, "README", readme)
+    sections.replace_section("a", "new a")
+    sections.replace_section("c", "c")
+    assert readme.read_text() == ("# Benchmarks\n\n<!-- a:start -->\nnew a\n<!-- a:end -->\n\n<!-- b:start -->\nb\n"
+                                  "<!-- b:end -->\n\n<!-- c:start -->\nc\n<!-- c:end -->\n")
