@@ -75,13 +75,14 @@ def bench(run: Path, config: str, pairs: int) -> dict:
         per_pair.append(medians["student"] / medians["teacher"])
         order.reverse()
     teacher, student = statistics.median(runs["teacher"]), statistics.median(runs["student"])
+    shown = run.resolve().relative_to(ROOT) if run.resolve().is_relative_to(ROOT) else run
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
-    return {"run": str(run), "config": config, "teacher": models["teacher"], "student": models["student"],
+    return {"run": str(shown), "config": config, "teacher": models["teacher"], "student": models["student"],
             "pairs": pairs, "runs_per_turn": cfg.eval.speed_runs, "prompts": len(ids),
             "max_tokens": cfg.eval.max_tokens, "tokens_per_s_runs": runs,
             "teacher_tok_s": teacher, "student_tok_s": student, "speedup": student / teacher,
             "speedup_per_pair": per_pair, "goal": GOAL, "commit": commit.strip(),
-            "command": f"python bench/speedup.py {run} --pairs {pairs} --config {config}",
+            "command": f"python bench/speedup.py {shown} --pairs {pairs} --config {config}",
             "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
 
 
