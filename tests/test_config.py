@@ -20,7 +20,7 @@ def test_shipped_configs_parse_and_validate(path):
 def test_default_config_is_the_offline_cpu_run():
     cfg = load_config(REPO / "configs" / "default.yaml")
     assert cfg.teacher.model == "models/smollm2-135m-instruct"
-    assert cfg.student.from_teacher_layers == 15 and cfg.student.layer_selection == "drop_one_kl"
+    assert cfg.student.from_teacher_layers == 18 and cfg.student.layer_selection == "drop_one_kl"
     assert cfg.generate.prompts == "prompts/train.jsonl"
 
 
