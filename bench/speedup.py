@@ -1,9 +1,9 @@
 """Generation speed of a run's student against its teacher, interleaved: the speed-up goal (>= 1.5x) measured so
 that a change in the machine's load hits both models alike.
 
-The eval report times each model once, inside its own engine, minutes apart; on this shared 2-core machine that
-moves a model's tokens/s by 10-20 % between engines (the same architecture measured 104 and 115 tok/s in one
-report). Here the two models take turns, each in a freshly started engine per turn, in the order teacher, student,
+The eval report times each model in its own engine, minutes apart, and on this shared 2-core machine the load
+changes in between: in docs/results/default_run.json the teacher's three runs range from 69 to 83 tok/s, and two
+students of the same architecture measure 112 and 120 tok/s. Here the two models take turns, each in a freshly started engine per turn, in the order teacher, student,
 student, teacher, ... (so neither always goes first); each turn is eval's own timed work (eval.time_speed: the same
 prompts, each generating exactly eval.max_tokens tokens, greedy, after a warm-up). The speed-up is the ratio of the
 two models' medians over all timed runs; the per-pair ratios show its spread.
