@@ -3,10 +3,11 @@ that a change in the machine's load hits both models alike.
 
 The eval report times each model in its own engine, minutes apart, and on this shared 2-core machine the load
 changes in between: in docs/results/default_run.json the teacher's three runs range from 69 to 83 tok/s, and two
-students of the same architecture measure 112 and 120 tok/s. Here the two models take turns, each in a freshly started engine per turn, in the order teacher, student,
-student, teacher, ... (so neither always goes first); each turn is eval's own timed work (eval.time_speed: the same
-prompts, each generating exactly eval.max_tokens tokens, greedy, after a warm-up). The speed-up is the ratio of the
-two models' medians over all timed runs; the per-pair ratios show its spread.
+students of the same architecture measure 112 and 120 tok/s. Here the two models take turns, each in a freshly
+started engine per turn, in the order teacher, student, student, teacher, ... (so neither always goes first).
+Each turn is eval's own timed work (eval.time_speed: the same prompts, each generating exactly eval.max_tokens
+tokens, greedy, after a warm-up). The speed-up is the ratio of the two models' medians over all timed runs; the
+per-pair ratios show its spread.
 
     python bench/speedup.py [RUN (default runs/default)] [--pairs 3] [--config configs/default.yaml]
     (or: bash bench/speedup.sh)
@@ -20,12 +21,14 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # not bench/: the `eval` package, not a file here
+sys.path.insert(1, str(ROOT / "scripts"))
+
+import results  # noqa: E402  (scripts/results.py: the commit a measurement ran on)
 RESULTS = ROOT / "bench" / "results" / "speedup.json"
 GOAL = 1.5
 
@@ -76,12 +79,11 @@ def bench(run: Path, config: str, pairs: int) -> dict:
         order.reverse()
     teacher, student = statistics.median(runs["teacher"]), statistics.median(runs["student"])
     shown = run.resolve().relative_to(ROOT) if run.resolve().is_relative_to(ROOT) else run
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     return {"run": str(shown), "config": config, "teacher": models["teacher"], "student": models["student"],
             "pairs": pairs, "runs_per_turn": cfg.eval.speed_runs, "prompts": len(ids),
             "max_tokens": cfg.eval.max_tokens, "tokens_per_s_runs": runs,
             "teacher_tok_s": teacher, "student_tok_s": student, "speedup": student / teacher,
-            "speedup_per_pair": per_pair, "goal": GOAL, "commit": commit.strip(),
+            "speedup_per_pair": per_pair, "goal": GOAL, "commit": results.commit(),
             "command": f"python bench/speedup.py {shown} --pairs {pairs} --config {config}",
             "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
 

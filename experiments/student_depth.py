@@ -1,5 +1,5 @@
 """Would a deeper student chat better within the budget? The default recipe (layers chosen by drop_one_kl, KD + CE
-+ unlikelihood, 30 steps on the default run's 240 teacher answers) with 15 (the default), 18 and 21 of the
++ unlikelihood, 30 steps on the default run's 240 teacher answers) with 15 (the default then), 18 and 21 of the
 teacher's 30 layers. Every student and the teacher answer the validation prompts greedily and are timed as in the
 default report, so the table shows the default run's targets, speed-up included, at each depth.
 
