@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import torch
-from common import FIFTEEN_LAYERS, evaluate, heldout_kl, run_dir_with_shards, stage, summary
+from common import FIFTEEN_LAYERS, UNLIKELIHOOD_WEIGHT_1, evaluate, heldout_kl, run_dir_with_shards, stage, summary
 from default_run import QUALITY_TARGETS as TARGETS, goals
 
 import results  # noqa: E402
@@ -60,7 +60,7 @@ def repeated_share(folder: Path) -> list:
 def main(argv: list[str]) -> int:
     run, val = Path(argv[0]), Path(argv[1])
     exp = run_dir_with_shards(run.parent / f"{run.name}-onpolicy-unlikelihood", run / "shards" / "train")
-    stage("train", f"run.dir={exp}", FIFTEEN_LAYERS)  # the default student of the time
+    stage("train", f"run.dir={exp}", FIFTEEN_LAYERS, UNLIKELIHOOD_WEIGHT_1)  # the default student of the time
     students = {"student": str(exp / "student")}
     for name, overrides in VARIANTS.items():
         stage("onpolicy", f"run.dir={exp}", FIFTEEN_LAYERS, f"onpolicy.output_name={name}", *CHOSEN, *overrides)

@@ -1,7 +1,8 @@
-"""Would a deeper student chat better within the budget? The default recipe (layers chosen by drop_one_kl, KD + CE
-+ unlikelihood, 30 steps on the default run's 240 teacher answers) with 15 (the default then), 18 and 21 of the
-teacher's 30 layers. Every student and the teacher answer the validation prompts greedily and are timed as in the
-default report, so the table shows the default run's targets, speed-up included, at each depth.
+"""Would a deeper student chat better within the budget? The default recipe of the time (layers chosen by
+drop_one_kl, KD + CE + unlikelihood at weight 1, 30 steps on the default run's 240 teacher answers) with 15 (the
+default then), 18 and 21 of the teacher's 30 layers. Every student and the teacher answer the validation prompts
+greedily and are timed as in the default report, so the table shows the default run's targets, speed-up
+included, at each depth.
 
     python experiments/student_depth.py RUN VALIDATION_RUN
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import ROOT, evaluate, run_dir_with_shards, stage, summary
+from common import ROOT, UNLIKELIHOOD_WEIGHT_1, evaluate, run_dir_with_shards, stage, summary
 from default_run import goals
 
 import results  # noqa: E402
@@ -30,7 +31,7 @@ def main(argv: list[str]) -> int:
     students = {}
     for n in DEPTHS:
         folder = run_dir_with_shards(work / f"L{n}", run / "shards" / "train")
-        stage("train", f"run.dir={folder}", f"student.from_teacher_layers={n}")
+        stage("train", f"run.dir={folder}", f"student.from_teacher_layers={n}", UNLIKELIHOOD_WEIGHT_1)
         students[f"student_L{n}"] = str(folder / "student")
     report = evaluate(work / "eval", students, "prompts/validation.jsonl", val / "shards" / "train",
                       "eval.full_vocab_kl=false", train_shards=run / "shards" / "train")
