@@ -26,13 +26,19 @@ README = ROOT / "README.md"
 SECTION = re.compile(r"(<!-- results:(?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
 
 
+# What measurements write: a change to these does not make the code a measurement ran on differ from HEAD.
+OUTPUTS = ("docs/results", "bench/results", "README.md", "bench/README.md")
+
+
 def commit() -> str:
-    """HEAD, with "+changes" when the working tree differs from it (the measurement ran on uncommitted code)."""
+    """HEAD, with "+changes" when tracked files other than the OUTPUTS differ from it (the measurement ran on
+    uncommitted code or config)."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in OUTPUTS))
+    return head + ("+changes" if changed else "")
 
 
 def machine() -> str:

@@ -49,3 +49,23 @@ def test_a_bench_rewrites_its_own_section_and_leaves_the_others(tmp_path, monkey
     sections.replace_section("c", "c")
     assert readme.read_text() == ("# Benchmarks\n\n<!-- a:start -->\nnew a\n<!-- a:end -->\n\n<!-- b:start -->\nb\n"
                                   "<!-- b:end -->\n\n<!-- c:start -->\nc\n<!-- c:end -->\n")
+
+
+def test_commit_marks_changed_code_but_not_written_results(tmp_path, monkeypatch):
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    for name in ("code.py", "README.md", "docs/results/table.json"):
+        (tmp_path / name).write_text("before\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    head = git("rev-parse", "--short", "HEAD")
+    monkeypatch.setattr(results, "ROOT", tmp_path)
+    for name in ("README.md", "docs/results/table.json"):
+        (tmp_path / name).write_text("after\n")
+    assert results.commit() == head  # a measurement writing its results leaves the code as committed
+    (tmp_path / "code.py").write_text("after\n")
+    assert results.commit() == head + "+changes"
