@@ -1,7 +1,8 @@
 """Would a heavier unlikelihood term stop the 18-layer student's loops? The default recipe (18 layers chosen by
 drop_one_kl, KD + CE, 30 steps on the default run's 240 teacher answers) with the token-level unlikelihood weight
-at 1 (the default), 2, 4 and 8. The term costs no extra time per step, so any weight fits the default run's budget.
-Every student and the teacher answer the validation prompts greedily, as in the default report.
+at 1 (the default when this ran), 2, 4 and 8. The term costs no extra time per step, so any weight fits the
+default run's budget. Every student and the teacher answer the validation prompts greedily, as in the default
+report.
 
     python experiments/unlikelihood_weight.py RUN VALIDATION_RUN
 
@@ -9,9 +10,9 @@ RUN holds the default run's shards (train and heldout); VALIDATION_RUN holds tea
 prompts/validation.jsonl in shards/train. The weight-1 student is the 18-layer student of
 experiments/student_depth.py (the same recipe and shards; trained here if absent). The rule, fixed before the run:
 the weight whose student meets the most of the five quality targets on validation; among ties, the lowest
-repetition among weights whose validation KL is at most 5% above the default's, if it is at least 0.03 below the
-default's repetition; else the default. The held-out KL is reported beside them, not used. Writes
-docs/results/unlikelihood_weight.json.
+repetition among weights whose validation KL is at most 5% above weight 1's, if it is at least 0.03 below
+weight 1's repetition; else weight 1. It chose 8, the default since. The held-out KL is reported beside them, not
+used. Writes docs/results/unlikelihood_weight.json.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from default_run import QUALITY_TARGETS as TARGETS, goals
 
 import results  # noqa: E402
 
-WEIGHTS = (1.0, 2.0, 4.0, 8.0)  # 1.0: the default
-DEFAULT = 1.0
+WEIGHTS = (1.0, 2.0, 4.0, 8.0)
+DEFAULT = 1.0  # the default when this ran
 KL_SLACK, REPETITION_GAIN = 1.05, 0.03  # the tie-break of the rule
 
 
@@ -70,10 +71,10 @@ def main(argv: list[str]) -> int:
         {"weights": WEIGHTS, "chosen": chosen, "kl_slack": KL_SLACK, "repetition_gain": REPETITION_GAIN},
         f"Each student: the default recipe (18 layers, 30 steps of KD + CE on the default run's 240 answers) with "
         f"the unlikelihood term at that weight. The rule, fixed before the run: most quality targets met on "
-        f"validation; among ties, the lowest repetition within {KL_SLACK - 1:.0%} of the default's validation KL, if "
-        f"at least {REPETITION_GAIN} below the default's repetition: chose {chosen}. Validation KL: teacher-forced "
-        "on the validation prompts' sampled teacher answers; held-out KL: on the default run's held-out teacher "
-        "answers, not used for the choice. Both are over the teacher's top-k plus a tail class (lower bounds). "
+        f"validation; among ties, the lowest repetition within {KL_SLACK - 1:.0%} of weight 1's validation KL (the "
+        f"default then), if at least {REPETITION_GAIN} below its repetition: chose {chosen}. Validation KL: "
+        "teacher-forced on the validation prompts' sampled teacher answers; held-out KL: on the default run's "
+        "held-out teacher answers, not used for the choice. Both are over the teacher's top-k plus a tail class (lower bounds). "
         "Generation columns: greedy answers of at most 64 tokens.")
     return 0
 
