@@ -74,8 +74,8 @@ def main(argv: list[str]) -> int:
         f"validation; among ties, the lowest repetition within {KL_SLACK - 1:.0%} of weight 1's validation KL (the "
         f"default then), if at least {REPETITION_GAIN} below its repetition: chose {chosen}. Validation KL: "
         "teacher-forced on the validation prompts' sampled teacher answers; held-out KL: on the default run's "
-        "held-out teacher answers, not used for the choice. Both are over the teacher's top-k plus a tail class (lower bounds). "
-        "Generation columns: greedy answers of at most 64 tokens.")
+        "held-out teacher answers, not used for the choice. Both are over the teacher's top-k plus a tail class "
+        "(lower bounds). Generation columns: greedy answers of at most 64 tokens.")
     return 0
 
 
