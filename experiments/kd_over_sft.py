@@ -25,7 +25,7 @@ RECIPES = {"student_sft": ("SFT-only (CE)", ["train.w_ce=1.0", "train.w_kd=0", "
            "student_kd": ("KD + CE", ["train.w_unlikelihood=0"]),
            "student": ("KD + CE + unlikelihood 1 (the default then)", [UNLIKELIHOOD_WEIGHT_1]),
            "student_ul8": ("KD + CE + unlikelihood 8 (the default)", ["train.w_unlikelihood=8.0"])}
-KD_RECIPES = ("student_kd", "student", "student_ul8")
+KD_RECIPES = [name for name in RECIPES if name != "student_sft"]
 
 
 def main(argv: list[str]) -> int:
