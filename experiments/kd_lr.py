@@ -57,15 +57,18 @@ def main(argv: list[str]) -> int:
             chosen = "chosen lr" if lr == best_lr[recipe] else ""
             if recipe == best_kd and chosen:
                 chosen = "chosen lr, best KD recipe"
-            rows.append([label, lr, v, h, v / sft_val, h / sft_heldout, chosen])
+            rows.append([label, f"{lr:g}", v, h, v / sft_val, h / sft_heldout, h / scores["student_sft", lr][1],
+                         chosen])
     results.record(
         "kd_lr", "KD against SFT-only, each recipe at its own learning rate (18 layers, 30 steps)",
         ["recipe", "learning rate", "validation KL", "held-out KL", "validation KL / SFT-only's (at its lr)",
-         "held-out KL / SFT-only's (at its lr; goal <= 0.8)", "chosen on validation"],
+         "held-out KL / SFT-only's (at its lr; goal <= 0.8)", "held-out KL / SFT-only's at the same lr",
+         "chosen on validation"],
         rows, f"python experiments/kd_lr.py {run} {val}", {"layers": LAYERS, "learning_rates": LEARNING_RATES},
         "Every student: 18 layers chosen by drop_one_kl, 30 steps on the default run's 240 teacher answers, the "
         "default schedule (cosine, 5% warm-up), no unlikelihood term; only the loss weights and the learning rate "
-        "differ. Ratios are against the SFT-only student at the learning rate chosen for it. KLs: teacher-forced, "
+        "differ. Ratios are against the SFT-only student at the learning rate chosen for it, except the one that says 'at "
+        "the same lr'. KLs: teacher-forced, "
         "top-k plus tail over the teacher's sampled answers (lower bounds); validation: prompts/validation.jsonl "
         "(where every choice is made); held-out: the default run's held-out answers (reported only).")
     return 0
