@@ -67,9 +67,9 @@ def main(argv: list[str]) -> int:
         rows, f"python experiments/kd_lr.py {run} {val}", {"layers": LAYERS, "learning_rates": LEARNING_RATES},
         "Every student: 18 layers chosen by drop_one_kl, 30 steps on the default run's 240 teacher answers, the "
         "default schedule (cosine, 5% warm-up), no unlikelihood term; only the loss weights and the learning rate "
-        "differ. Ratios are against the SFT-only student at the learning rate chosen for it, except the one that says 'at "
-        "the same lr'. KLs: teacher-forced, "
-        "top-k plus tail over the teacher's sampled answers (lower bounds); validation: prompts/validation.jsonl "
+        "differ. Ratios are against the SFT-only student at the learning rate chosen for it, except the one that "
+        "says 'at the same lr'. KLs: teacher-forced, top-k plus tail over the teacher's sampled answers (lower "
+        "bounds); validation: prompts/validation.jsonl "
         "(where every choice is made); held-out: the default run's held-out answers (reported only).")
     return 0
 
