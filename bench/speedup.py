@@ -9,7 +9,7 @@ Each turn is eval's own timed work (eval.time_speed: the same prompts, each gene
 tokens, greedy, after a warm-up). The speed-up is the ratio of the two models' medians over all timed runs; the
 per-pair ratios show its spread.
 
-    python bench/speedup.py [RUN (default runs/default)] [--pairs 3] [--config configs/default.yaml]
+    python bench/speedup.py [RUN (default runs/default)] [--pairs 5] [--config configs/default.yaml]
     (or: bash bench/speedup.sh)
 Writes bench/results/speedup.json and the speedup section of bench/README.md.
 """
@@ -113,7 +113,7 @@ def write_readme(result: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", nargs="?", default="runs/default")
-    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--config", default="configs/default.yaml")
     args = parser.parse_args()
     from distill.logs import route_library_logs

@@ -30,6 +30,9 @@ FIFTEEN_LAYERS = "student.from_teacher_layers=15"
 # The unlikelihood weight of the default recipe before weight 8 became the default (README, "Unlikelihood"), for the
 # scripts whose tables were measured with it.
 UNLIKELIHOOD_WEIGHT_1 = "train.w_unlikelihood=1.0"
+# The loss weights of the default recipe before KD alone became the default (README, "KD alone"), for the scripts
+# whose tables were measured with them.
+KD_AND_CE = ("train.w_ce=0.5", "train.w_kd=0.5")
 
 
 def stage(name: str, *overrides: str) -> float:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import ROOT, heldout_kl, run_dir_with_shards, stage
+from common import KD_AND_CE, ROOT, heldout_kl, run_dir_with_shards, stage
 
 import results  # noqa: E402
 
@@ -27,7 +27,7 @@ LAYERS = 18
 LEARNING_RATES = (1e-4, 3e-4, 1e-3)
 DEFAULT_LR = 3e-4  # the default run's; its students are kd_over_sft's, under their names there
 RECIPES = {"student_sft": ("SFT-only (CE)", ["train.w_ce=1.0", "train.w_kd=0", "train.w_unlikelihood=0"]),
-           "student_kd": ("KD + CE", ["train.w_unlikelihood=0"]),
+           "student_kd": ("KD + CE", ["train.w_unlikelihood=0", *KD_AND_CE]),
            "student_kd_only": ("KD alone", ["train.w_ce=0", "train.w_kd=1.0", "train.w_unlikelihood=0"])}
 
 

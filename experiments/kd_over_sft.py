@@ -1,7 +1,8 @@
 """KD against SFT-only at the same depth: the goal is a held-out KL of at most 0.8x the SFT-only student's at the
 default budget. At 15 and 18 of the teacher's 30 layers (the old and the new default), three students from the same
 pruned start, 30 steps on the default run's 240 teacher answers: SFT-only (CE at weight 1, as in the on-policy
-experiment), KD + CE, and KD + CE + unlikelihood at weight 1 (the default recipe then) and 8 (the default now).
+experiment), KD + CE, and KD + CE + unlikelihood at weight 1 and 8 (earlier default recipes; experiments/kd_alone.py
+measures the default, KD alone + unlikelihood 8).
 
     python experiments/kd_over_sft.py RUN VALIDATION_RUN
 
@@ -16,15 +17,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import ROOT, UNLIKELIHOOD_WEIGHT_1, heldout_kl, run_dir_with_shards, stage
+from common import KD_AND_CE, ROOT, UNLIKELIHOOD_WEIGHT_1, heldout_kl, run_dir_with_shards, stage
 
 import results  # noqa: E402
 
 DEPTHS = (15, 18)
 RECIPES = {"student_sft": ("SFT-only (CE)", ["train.w_ce=1.0", "train.w_kd=0", "train.w_unlikelihood=0"]),
-           "student_kd": ("KD + CE", ["train.w_unlikelihood=0"]),
-           "student": ("KD + CE + unlikelihood 1 (the default then)", [UNLIKELIHOOD_WEIGHT_1]),
-           "student_ul8": ("KD + CE + unlikelihood 8 (the default)", ["train.w_unlikelihood=8.0"])}
+           "student_kd": ("KD + CE", ["train.w_unlikelihood=0", *KD_AND_CE]),
+           "student": ("KD + CE + unlikelihood 1 (an earlier default)", [UNLIKELIHOOD_WEIGHT_1, *KD_AND_CE]),
+           "student_ul8": ("KD + CE + unlikelihood 8 (an earlier default)", ["train.w_unlikelihood=8.0", *KD_AND_CE])}
 KD_RECIPES = [name for name in RECIPES if name != "student_sft"]
 
 
