@@ -1,6 +1,6 @@
 """Cost of one training step of the default student, KD vs plain SFT: time and peak memory.
 
-Model: SmolLM2-135M-Instruct pruned to 15 of 30 layers (the default student's size: 81.4M parameters, float32),
+Model: SmolLM2-135M-Instruct pruned to 18 of 30 layers (the default student's size: 92.0M parameters, float32),
 made with train/student.py.
 Batch: 8 sequences, prompt 36-44 + response 120-136 tokens (synthetic ids), a synthetic top-20 teacher
 (0.84 of the mass in the top-20 on average, as measured for SmolLM2 in shared/FINDINGS.md), built as tensors.
@@ -10,7 +10,8 @@ Variants, each one full step (forward, backward, AdamW step) on the same model a
            which DistillTrainer's patched forward calls (final hidden states -> chunked, checkpointed loss_sums)
     kd_w0  our step with w_kd = 0 (the SFT ablation: KD skipped)
     dense  a naive KD step: full [B, T, V] logits, the teacher scattered into a dense [B, T, V] tensor, KL by torch
-    kd_ul  kd plus the token-level unlikelihood of repeats at weight 1 (the default run's loss since it was added)
+    kd_ul  the default run's loss: KD alone (w_ce 0, w_kd 1) plus the token-level unlikelihood of repeats at weight 8
+           (the loss weights scale the terms; a step computes the same whatever they are)
     kd_feature  kd plus feature distillation: the full 30-layer teacher runs online (no_grad) on the same batch and
            each kept student layer's output is pulled towards the teacher layer it came from (1 - cosine);
            the teacher is loaded at the first step, so its weights count in this variant's peak memory
@@ -40,12 +41,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # not bench/: this file's own name would shadow the `train` package
+sys.path.insert(1, str(ROOT / "scripts"))
 TEACHER = ROOT / "models" / "smollm2-135m-instruct"
-STUDENT = ROOT / "bench" / "work" / "student_init_15"
-N_LAYERS = 15  # the default student's depth
+N_LAYERS = 18  # the default student's depth (configs/default.yaml)
+STUDENT = ROOT / "bench" / "work" / f"student_init_{N_LAYERS}"
 RESULTS = ROOT / "bench" / "results" / "train.json"
 VARIANTS = ("sft", "kd", "kd_w0", "kd_ul", "dense", "kd_feature")
 B, K, TOP_MASS = 8, 20, 0.84
+
+import results  # noqa: E402  (scripts/results.py: the commit a measurement ran on)
 
 
 def memory_kb() -> tuple[int, int]:
@@ -138,7 +142,7 @@ def loss_of(variant: str, model, batch: dict):
         keys = ("input_ids", "attention_mask", "response_mask", "topk_ids", "topk_probs", "topk_mask")
         terms = batch_loss_terms(model, {k: batch[k] for k in keys}, Objective(HELDOUT_KL, True, 1024,
                                                                               unlikelihood=True))
-        return (0.5 * terms["ce"] + 0.5 * terms["kd"] + terms["ul"]) / terms["n"]
+        return (0.0 * terms["ce"] + 1.0 * terms["kd"] + 8.0 * terms["ul"]) / terms["n"]
     if variant in ("kd", "kd_w0"):  # what DistillTrainer.compute_loss gets from the model's patched forward
         keys = ("input_ids", "attention_mask", "response_mask", "topk_ids", "topk_probs", "topk_mask")
         with_kd = variant == "kd"
@@ -214,11 +218,11 @@ each variant in a fresh process (AdamW state included alike). Goals: KD/SFT time
 {rows}
 
 sft = the plain Hugging Face step (`model(input_ids, labels=...)`, prompt masked); kd = our trainer's loss path,
-0.5 CE + 0.5 top-20 forward KL with the tail bucket; kd_w0 = our path with w_kd = 0; kd_ul = kd plus the
-token-level unlikelihood of repeats at weight 1 (the default run's loss); dense = naive KD with full
+0.5 CE + 0.5 top-20 forward KL with the tail bucket; kd_w0 = our path with w_kd = 0; kd_ul = the default run's
+loss, KD alone plus the token-level unlikelihood of repeats at weight 8; dense = naive KD with full
 [B, T, V] logits and a dense teacher tensor; kd_feature = kd plus feature distillation against the full teacher run
 online on the same batch (its weights, loaded at the first step, count in its peak memory). Raw numbers:
-`bench/results/train.json`.""")
+`bench/results/train.json` (`{result['command']}`, commit {result['commit']}).""")
 
 
 def main() -> None:
@@ -264,6 +268,8 @@ def main() -> None:
         "time_ratio_kd_feature_over_kd": variants["kd_feature"]["step_s"] / variants["kd"]["step_s"],
         "peak_mem_ratio_kd_feature_over_kd": variants["kd_feature"]["peak_mem_mb"] / variants["kd"]["peak_mem_mb"],
         "peak_mem_ratio_kd_w0_over_sft": variants["kd_w0"]["peak_mem_mb"] / sft["peak_mem_mb"],
+        "commit": results.commit(),
+        "command": f"python bench/train.py --steps {args.steps} --warmup {args.warmup}",
         "model": f"SmolLM2-135M-Instruct pruned to {N_LAYERS} of 30 layers ({sft['parameters'] / 1e6:.1f}M "
                  "parameters), float32, AdamW",
         "batch": f"{B} sequences, prompt 36-44 + response 120-136 tokens (padded to {sft['seq_len']}), "
