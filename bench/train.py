@@ -10,8 +10,8 @@ Variants, each one full step (forward, backward, AdamW step) on the same model a
            which DistillTrainer's patched forward calls (final hidden states -> chunked, checkpointed loss_sums)
     kd_w0  our step with w_kd = 0 (the SFT ablation: KD skipped)
     dense  a naive KD step: full [B, T, V] logits, the teacher scattered into a dense [B, T, V] tensor, KL by torch
-    kd_ul  the default run's loss: KD alone (w_ce 0, w_kd 1) plus the token-level unlikelihood of repeats at weight 8
-           (the loss weights scale the terms; a step computes the same whatever they are)
+    kd_ul  the default run's loss: CE, KD and the token-level unlikelihood of repeats at configs/default.yaml's
+           weights (the weights scale the terms; a step computes the same whatever they are)
     kd_feature  kd plus feature distillation: the full 30-layer teacher runs online (no_grad) on the same batch and
            each kept student layer's output is pulled towards the teacher layer it came from (1 - cosine);
            the teacher is loaded at the first step, so its weights count in this variant's peak memory
@@ -42,14 +42,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # not bench/: this file's own name would shadow the `train` package
 sys.path.insert(1, str(ROOT / "scripts"))
+import results  # noqa: E402  (scripts/results.py: the commit a measurement ran on)
+from distill.config import load_config  # noqa: E402
+
 TEACHER = ROOT / "models" / "smollm2-135m-instruct"
-N_LAYERS = 18  # the default student's depth (configs/default.yaml)
+DEFAULT = load_config(ROOT / "configs" / "default.yaml")  # the default run: its student's depth and loss weights
+N_LAYERS = DEFAULT.student.from_teacher_layers
 STUDENT = ROOT / "bench" / "work" / f"student_init_{N_LAYERS}"
 RESULTS = ROOT / "bench" / "results" / "train.json"
 VARIANTS = ("sft", "kd", "kd_w0", "kd_ul", "dense", "kd_feature")
 B, K, TOP_MASS = 8, 20, 0.84
-
-import results  # noqa: E402  (scripts/results.py: the commit a measurement ran on)
 
 
 def memory_kb() -> tuple[int, int]:
@@ -142,7 +144,8 @@ def loss_of(variant: str, model, batch: dict):
         keys = ("input_ids", "attention_mask", "response_mask", "topk_ids", "topk_probs", "topk_mask")
         terms = batch_loss_terms(model, {k: batch[k] for k in keys}, Objective(HELDOUT_KL, True, 1024,
                                                                               unlikelihood=True))
-        return (0.0 * terms["ce"] + 1.0 * terms["kd"] + 8.0 * terms["ul"]) / terms["n"]
+        t = DEFAULT.train
+        return (t.w_ce * terms["ce"] + t.w_kd * terms["kd"] + t.w_unlikelihood * terms["ul"]) / terms["n"]
     if variant in ("kd", "kd_w0"):  # what DistillTrainer.compute_loss gets from the model's patched forward
         keys = ("input_ids", "attention_mask", "response_mask", "topk_ids", "topk_probs", "topk_mask")
         with_kd = variant == "kd"
@@ -203,7 +206,7 @@ def child_time(steps: int, warmup: int) -> dict:
 def write_readme(result: dict) -> None:
     from bench.sections import replace_section
 
-    r = result["variants"]
+    r, t = result["variants"], DEFAULT.train
     rows = "\n".join(
         f"| {name} | {r[name]['step_s']:.2f} | {r[name]['step_s'] / r['sft']['step_s']:.2f} | "
         f"{r[name]['peak_mem_mb']:.0f} | {r[name]['peak_mem_mb'] / r['sft']['peak_mem_mb']:.2f} |" for name in VARIANTS)
@@ -219,10 +222,10 @@ each variant in a fresh process (AdamW state included alike). Goals: KD/SFT time
 
 sft = the plain Hugging Face step (`model(input_ids, labels=...)`, prompt masked); kd = our trainer's loss path,
 0.5 CE + 0.5 top-20 forward KL with the tail bucket; kd_w0 = our path with w_kd = 0; kd_ul = the default run's
-loss, KD alone plus the token-level unlikelihood of repeats at weight 8; dense = naive KD with full
-[B, T, V] logits and a dense teacher tensor; kd_feature = kd plus feature distillation against the full teacher run
-online on the same batch (its weights, loaded at the first step, count in its peak memory). Raw numbers:
-`bench/results/train.json` (`{result['command']}`, commit {result['commit']}).""")
+loss, {t.w_ce:g} CE + {t.w_kd:g} KD + {t.w_unlikelihood:g} x the token-level unlikelihood of repeats; dense = naive KD
+with full [B, T, V] logits and a dense teacher tensor; kd_feature = kd plus feature distillation against the full
+teacher run online on the same batch (its weights, loaded at the first step, count in its peak memory). Raw
+numbers: `bench/results/train.json` (`{result['command']}`, commit {result['commit']}).""")
 
 
 def main() -> None:

@@ -19,16 +19,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import KD_AND_CE, ROOT, heldout_kl, run_dir_with_shards, stage
+from common import ROOT, heldout_kl, run_dir_with_shards, stage
+from kd_over_sft import RECIPES as KD_OVER_SFT_RECIPES
 
 import results  # noqa: E402
 
 LAYERS = 18
 LEARNING_RATES = (1e-4, 3e-4, 1e-3)
 DEFAULT_LR = 3e-4  # the default run's; its students are kd_over_sft's, under their names there
-RECIPES = {"student_sft": ("SFT-only (CE)", ["train.w_ce=1.0", "train.w_kd=0", "train.w_unlikelihood=0"]),
-           "student_kd": ("KD + CE", ["train.w_unlikelihood=0", *KD_AND_CE]),
-           "student_kd_only": ("KD alone", ["train.w_ce=0", "train.w_kd=1.0", "train.w_unlikelihood=0"])}
+# SFT-only and KD + CE as kd_over_sft trains them (the same names, so its students at 3e-4 are reused), and KD alone.
+RECIPES = {name: KD_OVER_SFT_RECIPES[name] for name in ("student_sft", "student_kd")}
+RECIPES["student_kd_only"] = ("KD alone", ["train.w_ce=0", "train.w_kd=1.0", "train.w_unlikelihood=0"])
 
 
 def output_name(recipe: str, lr: float) -> str:
@@ -69,8 +70,8 @@ def main(argv: list[str]) -> int:
         "default schedule (cosine, 5% warm-up), no unlikelihood term; only the loss weights and the learning rate "
         "differ. Ratios are against the SFT-only student at the learning rate chosen for it, except the one that "
         "says 'at the same lr'. KLs: teacher-forced, top-k plus tail over the teacher's sampled answers (lower "
-        "bounds); validation: prompts/validation.jsonl "
-        "(where every choice is made); held-out: the default run's held-out answers (reported only).")
+        "bounds); validation: prompts/validation.jsonl (where every choice is made); held-out: the default run's "
+        "held-out answers (reported only).")
     return 0
 
 
