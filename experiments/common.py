@@ -73,3 +73,14 @@ def heldout_kl(model_dir: Path, shards: Path) -> float:
 
     rows = evaluate_on_shards(model_dir, shards, HELDOUT_KL, 512, 1024)
     return sum(r["kl_sum"] for r in rows) / sum(r["tokens"] for r in rows)
+
+
+def exact_passes(eval_run: Path, model: str) -> list[dict]:
+    """The checkable prompts whose answer passed its check in an eval run (run.dir=eval_run): prompt and answer,
+    so a results file shows what an exact-accuracy figure is made of."""
+    from distill.eval.checks import score
+
+    path = Path(eval_run) / "eval" / "generations" / f"{model}.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [{"prompt": r["prompt"], "answer": r["response"]} for r in rows
+            if r.get("check") and score(r["check"], r["response"], finished=r.get("finish_reason") != "length")]

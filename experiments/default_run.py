@@ -51,6 +51,15 @@ def goals(report: dict, minutes: float | None, student: str = "student", bench: 
     return rows
 
 
+def targets_met_above_floor(report: dict, student: str) -> int:
+    """How many of the quality targets a student meets in an eval report, its exact-accuracy target counted only when
+    the score is above the report's floor (the best score of answers that ignore the question): one right answer
+    at the floor level is luck, not skill, and once decided a choice on it (README, "KD alone")."""
+    rows = goals(report, None, student)[:QUALITY_TARGETS]
+    above = (report["models"][student]["exact_accuracy"] or 0) > report["degenerate_floor"]
+    return sum(bool(met) and (above or not target.startswith("exact accuracy")) for target, _, _, met in rows)
+
+
 def main(argv: list[str]) -> int:
     run = Path(argv[0]) if argv else ROOT / "runs" / "default"
     shutil.rmtree(run, ignore_errors=True)
