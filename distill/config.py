@@ -188,6 +188,10 @@ class TrainConfig(Section):
     # Multi-task mixture: task (a record's `task`, from the corpus' task/category field or its source) -> sampling
     # weight and optional loss weights. Empty: every record once per epoch. Tasks left out are not trained on.
     mixture: dict[str, MixtureEntry] = {}
+    # Tasks drawn more (or less) often than their share of the shards: task -> factor on each of its records' chance
+    # of being drawn (1: as often as the others), on top of any mixture weight. A task the shards do not hold is
+    # noted and skipped, so a config written for one corpus still trains on another.
+    upsample: dict[str, Annotated[Float, Field(gt=0)]] = {}
     lora: LoraConfig = LoraConfig()
 
     @model_validator(mode="after")

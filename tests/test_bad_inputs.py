@@ -95,6 +95,8 @@ CATALOGUE = [
      "config key train.mixture.a.weight: must be at least 0, got -1.0"),
     ("mixture_weights_sum_to_zero", "config", "train.mixture={a: {weight: 0}}",
      "config key train.mixture: the task weights sum to 0"),
+    ("upsample_not_positive", "config", "train.upsample={arithmetic: 0}",
+     "config key train.upsample.arithmetic: must be above 0, got 0"),
     # ---- config (any stage) ----
     ("config_student_model_missing", "config", "student.from_teacher_layers=null and no student.model",
      "config key student.model is required unless student.from_teacher_layers is set"),
@@ -441,6 +443,10 @@ def make_mixture_negative_weight(env):
 
 def make_mixture_weights_sum_to_zero(env):
     return Trial(lambda: config("train.mixture={a: {weight: 0}}"))
+
+
+def make_upsample_not_positive(env):
+    return Trial(lambda: config("train.upsample={arithmetic: 0}"))
 
 
 def make_config_student_model_missing(env):

@@ -1,5 +1,5 @@
-"""Multi-task mixtures (train.mixture): each task's sampling weight and loss weights reach the rows the trainer
-draws and the loss it computes; the run's summary records the mixture."""
+"""Multi-task mixtures (train.mixture, train.upsample): each task's sampling weight, upsampling factor and loss
+weights reach the rows the trainer draws and the loss it computes; the run's summary records the mixture."""
 
 from __future__ import annotations
 
@@ -65,6 +65,24 @@ def test_a_task_left_out_is_never_drawn_and_an_unknown_task_is_refused(shards):
         apply_mixture(rows_of(shards), mixture("{maths: {weight: 1}}"), 0.5, 0.5)
 
 
+def test_upsampling_multiplies_a_tasks_draws_with_or_without_a_mixture(shards):
+    """4 math rows and 8 chat rows: upsampling math 4x draws it 16 : 8 without a mixture, and multiplies a mixture's
+    1 : 1 to 4 : 1. A task the shards do not hold changes nothing (a config written for another corpus)."""
+    from distill.train.data import apply_mixture, sampling_weights
+
+    for mix, want in (("{}", 16 / 24), ("{math: {weight: 1}, chat: {weight: 1}}", 4 / 5)):
+        upsample = load_config(None, ["train.upsample={math: 4, poetry: 3}"]).train.upsample
+        ds, record = apply_mixture(rows_of(shards), mixture(mix), 0.5, 0.5, upsample)
+        weights = sampling_weights(ds, mixture(mix), upsample)
+        math = sum(w for t, w in zip(ds["task"], weights) if t == "math")
+        assert math / sum(weights) == pytest.approx(want) and record["math"]["share"] == pytest.approx(want)
+        assert record["math"]["upsample"] == 4.0 and record["chat"]["upsample"] == 1.0 and "poetry" not in record
+    for upsample in ({}, {"poetry": 3.0}):  # nothing to upsample: every row once per epoch, as without the key
+        assert sampling_weights(rows_of(shards), {}, upsample) is None
+        assert apply_mixture(rows_of(shards), {}, 0.5, 0.5, upsample)[1] == {"chat": {"records": 8},
+                                                                            "math": {"records": 4}}
+
+
 def test_a_tasks_own_loss_weights_scale_its_rows_loss_terms(shards, tiny_teacher):
     """ce_weight 0 on the chat rows: their CE drops out; kd_weight 2 on math doubles its KD."""
     from transformers import AutoModelForCausalLM
@@ -90,7 +108,8 @@ def test_a_tasks_own_loss_weights_scale_its_rows_loss_terms(shards, tiny_teacher
     torch.testing.assert_close(mixed["kd"], want_kd, rtol=1e-4, atol=1e-4)
 
 
-def test_a_mixed_run_trains_from_its_sampler_and_records_its_mixture(shards, tiny_teacher, tmp_path, monkeypatch):
+def test_a_mixed_run_trains_from_its_sampler_and_records_its_mixture(shards, tiny_teacher, tmp_path, monkeypatch,
+                                                                     capsys):
     from distill.train import trainer as trainer_module
     from distill.train.run import run
 
@@ -106,7 +125,9 @@ def test_a_mixed_run_trains_from_its_sampler_and_records_its_mixture(shards, tin
     monkeypatch.setattr(trainer_module.DistillTrainer, "_get_train_sampler", spy)
     summary = run(load_config(None, [f"run.dir={root}", f"teacher.model={tiny_teacher}", "student.from_teacher_layers=1",
                                      "train.max_steps=2", "train.batch_size=4", "train.eval_fraction=0",
-                                     "train.report_to=none", "train.mixture={math: {weight: 1}}"]))
+                                     "train.report_to=none", "train.mixture={math: {weight: 1}}",
+                                     "train.upsample={poetry: 2}"]))
+    assert "train.upsample.poetry: no task of that name in the training shards; not used" in capsys.readouterr().out
     assert summary["mixture"]["math"]["share"] == 1.0 and summary["mixture"]["chat"]["weight"] == 0.0
     assert json.loads((root / "student" / "train_summary.json").read_text())["mixture"] == summary["mixture"]
     assert isinstance(samplers[0], torch.utils.data.WeightedRandomSampler)

@@ -70,39 +70,50 @@ def split_eval(ds: Dataset, eval_fraction: float, seed: int) -> tuple[Dataset, D
     return parts["train"], parts["test"]
 
 
-def apply_mixture(ds: Dataset, mixture: dict, w_ce: float, w_kd: float) -> tuple[Dataset, dict]:
-    """train.mixture applied to the rows: when a task has its own loss weights, each row's ce_weight and kd_weight.
-    Returns the rows and a record of the mixture (records, sampling weight and share, loss weights per task)."""
+def apply_mixture(ds: Dataset, mixture: dict, w_ce: float, w_kd: float,
+                  upsample: dict | None = None) -> tuple[Dataset, dict]:
+    """train.mixture and train.upsample applied to the rows: when a task has its own loss weights, each row's
+    ce_weight and kd_weight. Returns the rows and a record of the mixture (records, sampling weight, upsampling
+    factor and share of the draws, loss weights per task)."""
     from collections import Counter
 
     counts = Counter(ds["task"])
-    if not mixture:
+    upsample = {task: f for task, f in (upsample or {}).items() if task in counts}  # others: noted by the caller
+    if not mixture and not upsample:
         return ds, {str(task): {"records": n} for task, n in sorted(counts.items(), key=str)}
     for task in mixture:
         if task not in counts:
             known = ", ".join(sorted(str(t) for t in counts))
             raise DistillError(f"train.mixture.{task}: no task of that name in the training shards (tasks: {known})")
-    total = sum(e.weight for e in mixture.values())
-    record = {str(task): {"records": n, "weight": 0.0, "share": 0.0, "w_ce": w_ce, "w_kd": w_kd}
-              for task, n in counts.items()}  # tasks left out of the mixture are not sampled
+    # A task's weight: its mixture weight, or without a mixture its records (every record alike); tasks left out of
+    # a mixture are not sampled.
+    weight = {task: (mixture[task].weight if task in mixture else 0.0) if mixture else float(n)
+              for task, n in counts.items()}
+    drawn = {task: w * upsample.get(task, 1.0) for task, w in weight.items()}
+    total = sum(drawn.values())
+    record = {str(task): {"records": n, "weight": weight[task], "upsample": upsample.get(task, 1.0),
+                          "share": drawn[task] / total, "w_ce": w_ce, "w_kd": w_kd}
+              for task, n in counts.items()}
     for task, e in mixture.items():
-        record[task].update(weight=e.weight, share=e.weight / total, w_ce=w_ce if e.w_ce is None else e.w_ce,
-                            w_kd=w_kd if e.w_kd is None else e.w_kd)
+        record[task].update(w_ce=w_ce if e.w_ce is None else e.w_ce, w_kd=w_kd if e.w_kd is None else e.w_kd)
     if own_loss_weights(mixture):
         ds = ds.map(lambda task: {"ce_weight": record[str(task)]["w_ce"], "kd_weight": record[str(task)]["w_kd"]},
                     input_columns="task")
     return ds, record
 
 
-def sampling_weights(ds: Dataset, mixture: dict) -> list[float] | None:
-    """Each row's chance of being drawn: its task's mixture weight shared among the task's rows (None: no mixture)."""
+def sampling_weights(ds: Dataset, mixture: dict, upsample: dict | None = None) -> list[float] | None:
+    """Each row's chance of being drawn: its task's mixture weight shared among the task's rows (1 without a
+    mixture), times its task's upsampling factor. None: neither is set (every row once per epoch)."""
     from collections import Counter
 
-    if not mixture:
-        return None
     tasks = ds["task"]
     counts = Counter(tasks)
-    return [mixture[t].weight / counts[t] if t in mixture else 0.0 for t in tasks]
+    upsample = {task: f for task, f in (upsample or {}).items() if task in counts}
+    if not mixture and not upsample:
+        return None
+    base = [(mixture[t].weight / counts[t] if t in mixture else 0.0) if mixture else 1.0 for t in tasks]
+    return [b * upsample.get(t, 1.0) for b, t in zip(base, tasks)]
 
 
 def own_loss_weights(mixture: dict) -> bool:

@@ -153,9 +153,11 @@ def prepare_data(cfg: Config, shard_dir: Path, state):
     t = cfg.train
     with state.main_process_first():
         ds, counts = build_dataset(shard_dir, t.max_seq_len, t.too_long, run_paths(cfg).root / "cache" / "datasets")
-        ds, mixture = apply_mixture(ds, t.mixture, t.w_ce, t.w_kd)
+        ds, mixture = apply_mixture(ds, t.mixture, t.w_ce, t.w_kd, t.upsample)
         train_ds, eval_ds = split_eval(ds, t.eval_fraction, cfg.run.seed)
     if state.is_main_process:
+        for task in sorted(set(t.upsample) - set(mixture)):
+            print(f"[train] train.upsample.{task}: no task of that name in the training shards; not used")
         print(f"[train] {len(train_ds)} training / {len(eval_ds) if eval_ds else 0} validation sequences from "
               f"{shard_dir} ({counts['truncated']} truncated, {counts['dropped']} dropped at "
               f"train.max_seq_len={t.max_seq_len}); global batch {t.batch_size * t.grad_accum * state.num_processes} "
@@ -166,7 +168,7 @@ def prepare_data(cfg: Config, shard_dir: Path, state):
 def mixture_sampling(train_ds, cfg: Config) -> list[float] | None:
     from distill.train.data import sampling_weights
 
-    return sampling_weights(train_ds, cfg.train.mixture)
+    return sampling_weights(train_ds, cfg.train.mixture, cfg.train.upsample)
 
 
 def feature_distiller(cfg: Config, student_dir, model):
