@@ -141,6 +141,14 @@ def machine() -> dict:
             "python": platform.python_version()}
 
 
+def provenance(bench: str) -> dict:
+    """The commit a bench ran on ("+changes" if the code differed from it) and the command that repeats it."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import results
+
+    return {"commit": results.commit(), "command": f"BENCH_REPEATS={REPEATS} bash bench/{bench}.sh"}
+
+
 def update_readme(result: dict) -> None:
     from bench.sections import replace_section
 
@@ -151,7 +159,7 @@ def update_readme(result: dict) -> None:
         "",
         f"Default teacher, {result['prompts']} prompts, max_tokens {MAX_TOKENS}, temperature 1, k={K}, "
         f"medians of {REPEATS} runs; {m['cpu']}, {m['cores']} cores{', ' + m['gpu'] if m['gpu'] else ''}, "
-        f"torch {m['torch']}, vllm {m['vllm']}.",
+        f"torch {m['torch']}, vllm {m['vllm']}. `{result['command']}`, commit {result['commit']}.",
         "",
         "| measure | value | goal |",
         "|---|---|---|",
@@ -224,6 +232,7 @@ def main() -> None:
         "runs": {"plain_vllm_tok_s": rate["plain"], "ours_tok_s": rate["ours"], "hf_generate_tok_s": rate["hf"],
                  "raw": {name: [[t, round(s, 3)] for t, s in values] for name, values in runs.items()}},
         "machine": machine(),
+        **provenance("generate"),
     }
     out = REPO / "bench" / "results" / "generate.json"
     out.parent.mkdir(parents=True, exist_ok=True)

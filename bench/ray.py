@@ -83,7 +83,7 @@ def write_readme(result: dict) -> None:
         f"Default teacher, {result['prompts']} prompts, max_tokens {MAX_TOKENS}, temperature 1, k={K}, shards of "
         f"{SHARD_SIZE} prompts ({result['units']} units); engines and Ray started before timing; medians of "
         f"{REPEATS} interleaved runs; {m['cpu']}, {m['cores']} cores, torch {m['torch']}, vllm {m['vllm']}, "
-        f"ray {result['ray_version']}.",
+        f"ray {result['ray_version']}. `{result['command']}`, commit {result['commit']}.",
         "",
         "| measure | value | goal |",
         "|---|---|---|",
@@ -155,6 +155,7 @@ def main() -> None:
         "runs": {**{f"{v}_tok_s": rate[v] for v in VARIANTS},
                  "raw": {v: [[t, round(s, 3)] for t, s in out["runs"][v]] for v in VARIANTS}},
         "ray_version": out["ray_version"], "machine": gb.machine(), "note": NOTE,
+        **gb.provenance("ray"),
     }
     RESULT.write_text(json.dumps(result, indent=2) + "\n")
     write_readme(result)
