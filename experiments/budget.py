@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import FIFTEEN_LAYERS, KD_AND_CE, ROOT, WITHOUT_UNLIKELIHOOD, evaluate, stage, summary
+from common import FIFTEEN_LAYERS, KD_AND_CE, NO_UPSAMPLE, ROOT, WITHOUT_UNLIKELIHOOD, evaluate, stage, summary
 from default_run import QUALITY_TARGETS, goals
 
 import results  # noqa: E402
@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
         steps = DEFAULT_STEPS * scale
         stage("train", f"run.dir={work}", f"train.output_name=student_x{scale}", f"train.max_steps={steps}",
               f"train.eval_steps={steps // 2}", f"train.save_steps={steps // 2}", WITHOUT_UNLIKELIHOOD, FIFTEEN_LAYERS,
-              *KD_AND_CE)
+              *KD_AND_CE, NO_UPSAMPLE)
         students[f"student_x{scale}"] = str(work / f"student_x{scale}")
     report = evaluate(work / "eval", students, "prompts/validation.jsonl", val / "shards" / "train",
                       "eval.speed_prompts=4", "eval.full_vocab_kl=false", train_shards=work / "shards" / "train")

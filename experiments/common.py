@@ -33,6 +33,9 @@ UNLIKELIHOOD_WEIGHT_1 = "train.w_unlikelihood=1.0"
 # The loss weights of the default recipe before KD alone became the default (README, "KD alone"), for the scripts
 # whose tables were measured with them.
 KD_AND_CE = ("train.w_ce=0.5", "train.w_kd=0.5")
+# No task drawn more often than its share, as before the default drew the checkable tasks twice as often (README,
+# "Multi-task mixtures"), for every script measured before that.
+NO_UPSAMPLE = "train.upsample={}"
 
 
 def stage(name: str, *overrides: str) -> float:

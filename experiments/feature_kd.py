@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import FIFTEEN_LAYERS, KD_AND_CE, ROOT, WITHOUT_UNLIKELIHOOD, run_dir_with_shards, stage, summary
+from common import (FIFTEEN_LAYERS, KD_AND_CE, NO_UPSAMPLE, ROOT, WITHOUT_UNLIKELIHOOD, run_dir_with_shards, stage,
+                    summary)
 
 import results  # noqa: E402
 
@@ -30,7 +31,7 @@ def kl(model_dir: Path, shards: Path) -> float:
 
 def train(work: Path, run: Path, name: str, steps: int, *overrides: str) -> dict:
     exp = run_dir_with_shards(work / name, run / "shards" / "train")
-    seconds = stage("train", f"run.dir={exp}", WITHOUT_UNLIKELIHOOD, FIFTEEN_LAYERS, *KD_AND_CE,
+    seconds = stage("train", f"run.dir={exp}", WITHOUT_UNLIKELIHOOD, FIFTEEN_LAYERS, *KD_AND_CE, NO_UPSAMPLE,
                     f"train.max_steps={steps}", f"train.save_steps={max(steps // 2, 1)}",
                     *overrides)
     return {"name": name, "steps": steps, "wall_s": seconds, "train_s": summary(exp / "student")["train_wall_s"],

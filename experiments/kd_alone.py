@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import KD_AND_CE, ROOT, evaluate, exact_passes, heldout_kl, run_dir_with_shards, stage, summary
+from common import KD_AND_CE, NO_UPSAMPLE, ROOT, evaluate, exact_passes, heldout_kl, run_dir_with_shards, stage, summary
 from default_run import QUALITY_TARGETS as TARGETS, goals, targets_met_above_floor
 
 import results  # noqa: E402
@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
     run, val = Path(argv[0]), Path(argv[1])
     for _, folder, overrides in RECIPES.values():
         run_dir_with_shards(folder, run / "shards" / "train")
-        stage("train", f"run.dir={folder}", "train.w_unlikelihood=8.0", *overrides)
+        stage("train", f"run.dir={folder}", "train.w_unlikelihood=8.0", NO_UPSAMPLE, *overrides)
     students = {name: str(folder / "student") for name, (_, folder, _) in RECIPES.items()}
     eval_run = ROOT / "runs" / "exp-kdalone" / "eval"
     report = evaluate(eval_run, students, "prompts/validation.jsonl",

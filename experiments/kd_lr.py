@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import ROOT, heldout_kl, run_dir_with_shards, stage
+from common import NO_UPSAMPLE, ROOT, heldout_kl, run_dir_with_shards, stage
 from kd_over_sft import RECIPES as KD_OVER_SFT_RECIPES
 
 import results  # noqa: E402
@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
         for lr in LEARNING_RATES:
             name = output_name(recipe, lr)
             stage("train", f"run.dir={folder}", f"student.from_teacher_layers={LAYERS}", f"train.output_name={name}",
-                  f"train.lr={lr}", *overrides)
+                  f"train.lr={lr}", NO_UPSAMPLE, *overrides)
             scores[recipe, lr] = (heldout_kl(folder / name, val / "shards" / "train"),
                                   heldout_kl(folder / name, run / "shards" / "heldout"))
             print(recipe, lr, scores[recipe, lr], flush=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import KD_AND_CE, ROOT, UNLIKELIHOOD_WEIGHT_1, heldout_kl, run_dir_with_shards, stage
+from common import KD_AND_CE, NO_UPSAMPLE, ROOT, UNLIKELIHOOD_WEIGHT_1, heldout_kl, run_dir_with_shards, stage
 
 import results  # noqa: E402
 
@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
         scores = {}
         for name, (_, overrides) in RECIPES.items():
             stage("train", f"run.dir={folder}", f"student.from_teacher_layers={n}", f"train.output_name={name}",
-                  *overrides)
+                  NO_UPSAMPLE, *overrides)
             scores[name] = (heldout_kl(folder / name, val / "shards" / "train"),
                             heldout_kl(folder / name, run / "shards" / "heldout"))
         best = min(KD_RECIPES, key=lambda name: scores[name][0])  # chosen on validation

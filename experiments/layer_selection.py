@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import results  # noqa: E402
-from common import KD_AND_CE, WITHOUT_UNLIKELIHOOD  # noqa: E402
+from common import KD_AND_CE, NO_UPSAMPLE, WITHOUT_UNLIKELIHOOD  # noqa: E402
 
 from distill.config import load_config  # noqa: E402
 from distill.losses import HELDOUT_KL  # noqa: E402
@@ -75,7 +75,7 @@ def trained(run: Path, val: Path, work: Path) -> list[dict]:
                 os.symlink((run / "shards" / "train").resolve(), exp / "shards" / "train")
             cmd = [str(ROOT / ".venv" / "bin" / "distill"), "train", str(ROOT / "configs" / "default.yaml"),
                    f"run.dir={exp}", f"student.from_teacher_layers={n}", f"student.layer_selection={method}",
-                   f"student.calibration_records={CALIBRATION_RECORDS}", WITHOUT_UNLIKELIHOOD, *KD_AND_CE]
+                   f"student.calibration_records={CALIBRATION_RECORDS}", WITHOUT_UNLIKELIHOOD, *KD_AND_CE, NO_UPSAMPLE]
             start = time.time()
             subprocess.run(cmd, check=True, cwd=ROOT)
             summary = json.loads((exp / "student" / "train_summary.json").read_text())

@@ -1,9 +1,10 @@
 """Does a multi-task mixture that samples the checkable tasks more often lift the default student's exact accuracy?
 The default recipe (18 layers, KD alone + unlikelihood 8, 30 steps on the default run's 240 teacher answers) with
 train.mixture sampling the three tasks whose prompts carry content checks (arithmetic, unit_conversion, format) at
-2x and 4x their natural share, against the default (no mixture: every answer once). Steps and batch stay the same,
-so a mixture trades answers of the other tasks for repeats of the checkable ones. Every student and the teacher
-answer the validation prompts greedily, as in the default report, and the report breaks every metric down by task.
+2x and 4x their natural share, against the default when this ran (no mixture: every answer once). Steps and batch
+stay the same, so a mixture trades answers of the other tasks for repeats of the checkable ones. Every student and
+the teacher answer the validation prompts greedily, as in the default report, and the report breaks every metric down
+by task.
 
     python experiments/mixture.py RUN VALIDATION_RUN
 
@@ -11,8 +12,10 @@ RUN holds the default run's shards (train and heldout); VALIDATION_RUN holds tea
 prompts/validation.jsonl in shards/train (experiments/prepare.sh makes both). The default student is
 experiments/kd_alone.py's KD-alone student (trained here if absent). The rule, fixed before the run: the student
 that meets the most of the five quality targets on validation, the exact-accuracy target counted only above the
-validation floor (targets_met_above_floor); among ties, the lower validation KL. The held-out KL is reported beside
-them, not used. Writes docs/results/mixture.json and mixture_tasks.json.
+validation floor (targets_met_above_floor); among ties, the lower validation KL. It chose 2x, the default since
+(train.upsample, which counts a task's share over the training rows instead of the shards' answers, so its draws
+differ a little from the 2x student's here). The held-out KL is reported beside them, not used. Writes
+docs/results/mixture.json and mixture_tasks.json.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-from common import ROOT, evaluate, exact_passes, heldout_kl, run_dir_with_shards, stage, summary
+from common import NO_UPSAMPLE, ROOT, evaluate, exact_passes, heldout_kl, run_dir_with_shards, stage, summary
 from default_run import QUALITY_TARGETS as TARGETS, targets_met_above_floor
 from kd_alone import RECIPES as KD_ALONE_RECIPES
 
@@ -47,7 +50,7 @@ def main(argv: list[str]) -> int:
     for boost, folder in folders.items():
         run_dir_with_shards(folder, run / "shards" / "train")
         mixture = () if boost == 1 else (mixture_override(tasks, boost),)
-        stage("train", f"run.dir={folder}", *mixture)
+        stage("train", f"run.dir={folder}", NO_UPSAMPLE, *mixture)
         students[f"student_x{boost}"] = str(folder / "student")
     eval_run = work / "eval"
     report = evaluate(eval_run, students, "prompts/validation.jsonl", val / "shards" / "train",
@@ -59,7 +62,7 @@ def main(argv: list[str]) -> int:
     for boost, folder in folders.items():
         name, s = f"student_x{boost}", summary(folder / "student")
         m, checkable = models[name], boost * sum(tasks.get(t, 0) for t in CHECKABLE)
-        rows.append([f"{boost}x" + (" (the default: no mixture)" if boost == 1 else ""),
+        rows.append([f"{boost}x" + (" (no mixture: the default when this ran)" if boost == 1 else ""),
                      checkable / (checkable + sum(n for t, n in tasks.items() if t not in CHECKABLE)),
                      round(s["train_wall_s"]), m["heldout_kl"], heldout_kl(Path(students[name]), run / "shards" /
                      "heldout"), m["repetition_rate"], m["cutoff_rate"], m["mean_response_tokens"],
@@ -87,9 +90,11 @@ def main(argv: list[str]) -> int:
         {"exact_checked": t["exact_checked"], "exact_floor": report["degenerate_floor"],
          "exact_passes": {name: exact_passes(eval_run, name) for name in ("teacher", *students)}})
     names = ("teacher", *students)
-    task_rows = [[task, models["teacher"]["tasks"][task]["prompts"], *(v for name in names for v in (models[name]["tasks"].get(task, {}).get("heldout_kl"),
-                                                        models[name]["tasks"].get(task, {}).get("exact_accuracy")))]
-                 for task in sorted(models["teacher"]["tasks"])]
+    task_rows = []
+    for task in sorted(models["teacher"]["tasks"]):
+        per_model = [models[name]["tasks"].get(task, {}) for name in names]
+        task_rows.append([task, models["teacher"]["tasks"][task]["prompts"],
+                          *(v for m in per_model for v in (m.get("heldout_kl"), m.get("exact_accuracy")))])
     results.record(
         "mixture_tasks", "The mixture students task by task: validation KL and exact accuracy",
         ["task", "prompts", *(f"{name} {what}" for name in names for what in ("KL", "exact"))], task_rows, command,

@@ -19,7 +19,8 @@ import json
 import sys
 from pathlib import Path
 
-from common import FIFTEEN_LAYERS, KD_AND_CE, WITHOUT_UNLIKELIHOOD, evaluate, run_dir_with_shards, stage, summary
+from common import (FIFTEEN_LAYERS, KD_AND_CE, NO_UPSAMPLE, WITHOUT_UNLIKELIHOOD, evaluate, run_dir_with_shards, stage,
+                    summary)
 
 import results  # noqa: E402
 
@@ -39,7 +40,7 @@ CANDIDATES = {  # on-policy variants tried on validation, after off-policy KD: t
 
 def onpolicy(exp: Path, name: str, init: Path, *overrides: str) -> float:
     """Run (or finish) on-policy rounds into exp/name; the stage's own wall time, from its summary."""
-    stage("onpolicy", f"run.dir={exp}", WITHOUT_UNLIKELIHOOD, FIFTEEN_LAYERS, *KD_AND_CE,
+    stage("onpolicy", f"run.dir={exp}", WITHOUT_UNLIKELIHOOD, FIFTEEN_LAYERS, *KD_AND_CE, NO_UPSAMPLE,
           f"onpolicy.output_name={name}",
           f"onpolicy.init={init}", f"onpolicy.rounds={ROUNDS}", f"onpolicy.prompts_per_round={PROMPTS_PER_ROUND}",
           f"onpolicy.steps_per_round={STEPS_PER_ROUND}", *overrides)
@@ -48,7 +49,7 @@ def onpolicy(exp: Path, name: str, init: Path, *overrides: str) -> float:
 
 def train(exp: Path, name: str, *overrides: str) -> float:
     """Train (or finish) exp/name; the stage's own wall time, from its summary (a rerun finds it done)."""
-    stage("train", f"run.dir={exp}", WITHOUT_UNLIKELIHOOD, FIFTEEN_LAYERS, *KD_AND_CE,
+    stage("train", f"run.dir={exp}", WITHOUT_UNLIKELIHOOD, FIFTEEN_LAYERS, *KD_AND_CE, NO_UPSAMPLE,
           f"train.output_name={name}", *overrides)
     return summary(exp / name)["wall_s"]
 

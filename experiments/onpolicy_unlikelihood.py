@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 
 import torch
-from common import (FIFTEEN_LAYERS, KD_AND_CE, UNLIKELIHOOD_WEIGHT_1, evaluate, heldout_kl, run_dir_with_shards, stage,
-                    summary)
+from common import (FIFTEEN_LAYERS, KD_AND_CE, NO_UPSAMPLE, UNLIKELIHOOD_WEIGHT_1, evaluate, heldout_kl,
+                    run_dir_with_shards, stage, summary)
 from default_run import QUALITY_TARGETS as TARGETS, goals
 
 import results  # noqa: E402
@@ -62,11 +62,11 @@ def main(argv: list[str]) -> int:
     run, val = Path(argv[0]), Path(argv[1])
     exp = run_dir_with_shards(run.parent / f"{run.name}-onpolicy-unlikelihood", run / "shards" / "train")
     # the default student of the time
-    stage("train", f"run.dir={exp}", FIFTEEN_LAYERS, UNLIKELIHOOD_WEIGHT_1, *KD_AND_CE)
+    stage("train", f"run.dir={exp}", FIFTEEN_LAYERS, UNLIKELIHOOD_WEIGHT_1, *KD_AND_CE, NO_UPSAMPLE)
     students = {"student": str(exp / "student")}
     for name, overrides in VARIANTS.items():
-        stage("onpolicy", f"run.dir={exp}", FIFTEEN_LAYERS, *KD_AND_CE, f"onpolicy.output_name={name}", *CHOSEN,
-              *overrides)
+        stage("onpolicy", f"run.dir={exp}", FIFTEEN_LAYERS, *KD_AND_CE, NO_UPSAMPLE, f"onpolicy.output_name={name}",
+              *CHOSEN, *overrides)
         students[name] = str(exp / name)
     report = evaluate(exp / "eval-validation", students, "prompts/validation.jsonl", val / "shards" / "train",
                       "eval.speed_prompts=4", "eval.full_vocab_kl=false", train_shards=run / "shards" / "train")

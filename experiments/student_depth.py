@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import KD_AND_CE, ROOT, UNLIKELIHOOD_WEIGHT_1, evaluate, run_dir_with_shards, stage, summary
+from common import KD_AND_CE, NO_UPSAMPLE, ROOT, UNLIKELIHOOD_WEIGHT_1, evaluate, run_dir_with_shards, stage, summary
 from default_run import goals
 
 import results  # noqa: E402
@@ -31,7 +31,8 @@ def main(argv: list[str]) -> int:
     students = {}
     for n in DEPTHS:
         folder = run_dir_with_shards(work / f"L{n}", run / "shards" / "train")
-        stage("train", f"run.dir={folder}", f"student.from_teacher_layers={n}", UNLIKELIHOOD_WEIGHT_1, *KD_AND_CE)
+        stage("train", f"run.dir={folder}", f"student.from_teacher_layers={n}", UNLIKELIHOOD_WEIGHT_1, *KD_AND_CE,
+              NO_UPSAMPLE)
         students[f"student_L{n}"] = str(folder / "student")
     report = evaluate(work / "eval", students, "prompts/validation.jsonl", val / "shards" / "train",
                       "eval.full_vocab_kl=false", train_shards=run / "shards" / "train")

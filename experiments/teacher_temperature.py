@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import FIFTEEN_LAYERS, KD_AND_CE, ROOT, WITHOUT_UNLIKELIHOOD, evaluate, stage, summary
+from common import FIFTEEN_LAYERS, KD_AND_CE, NO_UPSAMPLE, ROOT, WITHOUT_UNLIKELIHOOD, evaluate, stage, summary
 from default_run import QUALITY_TARGETS as TARGETS, goals
 
 import results  # noqa: E402
@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
     for t in TEMPERATURES:
         run = work / f"t{t}"
         stage("generate", f"run.dir={run}", f"generate.temperature={t}", "generate.heldout_prompts=null")
-        stage("train", f"run.dir={run}", WITHOUT_UNLIKELIHOOD, FIFTEEN_LAYERS, *KD_AND_CE)
+        stage("train", f"run.dir={run}", WITHOUT_UNLIKELIHOOD, FIFTEEN_LAYERS, *KD_AND_CE, NO_UPSAMPLE)
         students[f"student_t{t}"] = str(run / "student")
     report = evaluate(work / "eval", students, "prompts/validation.jsonl", val / "shards" / "train",
                       "eval.speed_prompts=4", "eval.full_vocab_kl=false",

@@ -22,7 +22,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import FIFTEEN_LAYERS, KD_AND_CE, ROOT, evaluate, heldout_kl, run_dir_with_shards, stage, summary
+from common import (FIFTEEN_LAYERS, KD_AND_CE, NO_UPSAMPLE, ROOT, evaluate, heldout_kl, run_dir_with_shards, stage,
+                    summary)
 from default_run import QUALITY_TARGETS as TARGETS, goals
 
 import results  # noqa: E402
@@ -38,7 +39,7 @@ def main(argv: list[str]) -> int:
     students = {}
     for w in WEIGHTS:
         exp = run_dir_with_shards(work / f"ul{w}", run / "shards" / "train")
-        stage("train", f"run.dir={exp}", f"train.w_unlikelihood={w}", FIFTEEN_LAYERS, *KD_AND_CE)
+        stage("train", f"run.dir={exp}", f"train.w_unlikelihood={w}", FIFTEEN_LAYERS, *KD_AND_CE, NO_UPSAMPLE)
         students[f"student_ul{w}"] = str(exp / "student")
     report = evaluate(work / "eval", students, "prompts/validation.jsonl", val / "shards" / "train",
                       "eval.speed_prompts=4", "eval.full_vocab_kl=false", train_shards=run / "shards" / "train")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import KD_AND_CE, ROOT, evaluate, heldout_kl, run_dir_with_shards, stage, summary
+from common import KD_AND_CE, NO_UPSAMPLE, ROOT, evaluate, heldout_kl, run_dir_with_shards, stage, summary
 from default_run import QUALITY_TARGETS as TARGETS, goals
 
 import results  # noqa: E402
@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     students = {}
     for w, folder in folders.items():
         run_dir_with_shards(folder, run / "shards" / "train")
-        stage("train", f"run.dir={folder}", f"train.w_unlikelihood={w}", *KD_AND_CE)
+        stage("train", f"run.dir={folder}", f"train.w_unlikelihood={w}", *KD_AND_CE, NO_UPSAMPLE)
         students[f"student_ul{w}"] = str(folder / "student")
     report = evaluate(work / "eval", students, "prompts/validation.jsonl", val / "shards" / "train",
                       "eval.speed_prompts=4", "eval.full_vocab_kl=false", train_shards=run / "shards" / "train")
