@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
     for boost, folder in folders.items():
         name, s = f"student_x{boost}", summary(folder / "student")
         m, checkable = models[name], boost * sum(tasks.get(t, 0) for t in CHECKABLE)
-        rows.append([f"{boost}x" + (" (no mixture: the default when this ran)" if boost == 1 else ""),
+        rows.append([f"{boost}x" + (" (the default: no mixture)" if boost == 1 else ""),
                      checkable / (checkable + sum(n for t, n in tasks.items() if t not in CHECKABLE)),
                      round(s["train_wall_s"]), m["heldout_kl"], heldout_kl(Path(students[name]), run / "shards" /
                      "heldout"), m["repetition_rate"], m["cutoff_rate"], m["mean_response_tokens"],
