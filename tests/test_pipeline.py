@@ -26,7 +26,10 @@ def pipeline(run_dir: Path) -> subprocess.CompletedProcess:
     small = [f"run.dir={run_dir}", "generate.max_prompts=8", "generate.heldout_max_prompts=6", "generate.max_tokens=24",
              "generate.shard_size=4", "train.max_steps=3", "train.batch_size=4", "train.eval_steps=2",
              "train.save_steps=2", "train.logging_steps=1", "eval.max_prompts=6", "eval.max_tokens=24",
-             "train.sft_baseline=true"]
+             "train.sft_baseline=true",
+             # Every one of the 8 answers once: upsampled draws (with replacement) of so few rows can leave the 3 steps
+             # too few distinct answers to move the student, which the KL check below needs.
+             "train.upsample={}"]
     return subprocess.run(["bash", str(ROOT / "scripts" / "pipeline.sh"), "configs/default.yaml", *small],
                            cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=1500)
 
