@@ -77,13 +77,18 @@ def median(values: list[float]) -> float | None:
 # ---- exact scoring --------------------------------------------------------------------------------------------
 
 
+def passes_check(row: dict) -> bool:
+    """A checkable generation row whose response passes eval.checks.score. A row with finish_reason "length" (cut
+    off at max_tokens) fails the length checks."""
+    return score(row["check"], row["response"], finished=row.get("finish_reason") != "length")
+
+
 def exact_accuracy(rows: list[dict]) -> tuple[float | None, int]:
-    """Share of checkable rows (those with a "check") whose response passes eval.checks.score; (None, 0) if none.
-    A row with finish_reason "length" (cut off at max_tokens) fails the length checks."""
+    """Share of checkable rows (those with a "check") that pass their check (passes_check); (None, 0) if none."""
     checked = [r for r in rows if r.get("check")]
     if not checked:
         return None, 0
-    correct = sum(score(r["check"], r["response"], finished=r.get("finish_reason") != "length") for r in checked)
+    correct = sum(passes_check(r) for r in checked)
     return correct / len(checked), len(checked)
 
 

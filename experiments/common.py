@@ -81,9 +81,8 @@ def heldout_kl(model_dir: Path, shards: Path) -> float:
 def exact_passes(eval_run: Path, model: str) -> list[dict]:
     """The checkable prompts whose answer passed its check in an eval run (run.dir=eval_run): prompt and answer,
     so a results file shows what an exact-accuracy figure is made of."""
-    from distill.eval.checks import score
+    from distill.eval.metrics import passes_check
+    from distill.files import read_jsonl
 
-    path = Path(eval_run) / "eval" / "generations" / f"{model}.jsonl"
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [{"prompt": r["prompt"], "answer": r["response"]} for r in rows
-            if r.get("check") and score(r["check"], r["response"], finished=r.get("finish_reason") != "length")]
+    rows = read_jsonl(Path(eval_run) / "eval" / "generations" / f"{model}.jsonl")
+    return [{"prompt": r["prompt"], "answer": r["response"]} for r in rows if r.get("check") and passes_check(r)]
