@@ -380,6 +380,16 @@ def test_changed_settings_are_refused_on_resume_and_on_a_finished_run(tmp_path, 
     assert message == (f"{root / 'student'} was trained with other settings (train.lr: 0.001 -> 0.5); set another "
                        "train.output_name, or delete train_summary.json there to train again")
 
+    # A summary from before a setting existed lacks its key: at the setting's default that is no change, at any other
+    # value it is one (train.upsample came after students that were trained drawing every row alike).
+    summary_path = root / "student" / "train_summary.json"
+    recorded = json.loads(summary_path.read_text())
+    del recorded["settings"]["train.upsample"]
+    summary_path.write_text(json.dumps(recorded))
+    assert run(make_cfg(root, shards, tiny_teacher, *common, "train.w_kd=0.2"))["steps"] == 4
+    message = one_line_error(make_cfg(root, shards, tiny_teacher, *common, "train.w_kd=0.2", "train.upsample={x: 2}"))
+    assert '(train.upsample: {} -> {"x": 2.0})' in message
+
 
 def test_cli_interrupt_exits_130_with_the_resume_line(tmp_path, shards, tiny_teacher):
     root = tmp_path / "run"

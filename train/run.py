@@ -90,9 +90,12 @@ def training_settings(cfg: Config, manifest: dict) -> dict:
 
 
 def settings_change(old: dict, new: dict) -> str | None:
-    """'key: old -> new' for the first few keys that differ, or None."""
-    changed = [f"{k}: {sh.short_repr(old.get(k))} -> {sh.short_repr(new.get(k))}"
-               for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    """'key: old -> new' for the first few keys that differ, or None. A key the old settings lack is a setting added
+    since they were recorded: it counts at its default, the value that keeps the behaviour of before it existed."""
+    defaults = training_settings(Config(), {})
+    before = {k: old.get(k, defaults.get(k)) for k in set(old) | set(new)}
+    changed = [f"{k}: {sh.short_repr(before[k])} -> {sh.short_repr(new.get(k))}"
+               for k in sorted(before) if before[k] != new.get(k)]
     if not changed:
         return None
     return "; ".join(changed[:3]) + (f" (+{len(changed) - 3} more)" if len(changed) > 3 else "")
