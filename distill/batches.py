@@ -23,7 +23,8 @@ def example_row(ex: sh.Example, max_seq_len: int, too_long: str, onpolicy: bool 
     """One row from a decoded record; status says whether it was kept whole, truncated or dropped.
 
     `onpolicy` marks a student's own answer scored by the teacher (trained with the on-policy loss, never with CE);
-    ce_weight and kd_weight scale the row's loss terms (a multi-task mixture's per-task loss weights)."""
+    ce_weight and kd_weight scale the row's loss terms (a multi-task mixture's per-task loss weights); `reference`
+    marks an answer that was given (a reference the teacher scored), not sampled."""
     prompt, response = ex.prompt_token_ids.tolist(), ex.response_token_ids.tolist()
     n_resp = len(response)
     status = OK
@@ -33,7 +34,8 @@ def example_row(ex: sh.Example, max_seq_len: int, too_long: str, onpolicy: bool 
                                f"train.max_seq_len={max_seq_len} (set train.too_long=truncate to cut the response)")
         n_resp = max(max_seq_len - len(prompt), 0)
         status = TRUNCATED
-    extra = {"onpolicy": int(onpolicy), "ce_weight": ce_weight, "kd_weight": kd_weight, "task": ex.task}
+    extra = {"onpolicy": int(onpolicy), "ce_weight": ce_weight, "kd_weight": kd_weight, "task": ex.task,
+             "reference": int(ex.finish_reason == "given")}
     if n_resp == 0:  # the prompt alone fills the context (or the teacher said nothing): nothing to learn from
         return {"id": ex.id, "status": DROPPED, "input_ids": [], "response_start": 0, "topk_ids": [], "topk_probs": [],
                 "teacher_logprobs": [], **extra}

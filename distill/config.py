@@ -78,6 +78,9 @@ class GenerateConfig(Section):
     max_prompts: PositiveInt | None = None  # cap on the training corpus (after dedup); None = all
     heldout_max_prompts: PositiveInt | None = None  # cap on the held-out corpus; None = all
     mode: Literal["generate", "score"] = "generate"  # score: top-k over the corpus' own responses
+    # generate mode: training prompts with a value in this column (a reference answer) get it as their answer,
+    # scored by the teacher as in mode=score, instead of a sampled one. Held-out prompts are always sampled.
+    references: str | None = None
     k: int = Field(20, ge=1, le=1000)  # top-k above 1000 costs more than it is worth
     temperature: Float = Field(1.0, ge=0)
     top_p: Float = Field(1.0, gt=0, le=1)
@@ -103,6 +106,9 @@ class GenerateConfig(Section):
     def _score_needs_one_sample(self):
         if self.mode == "score" and self.n != 1:
             raise ValueError("config key generate.n: must be 1 in scoring mode")
+        if self.mode == "score" and self.references:
+            raise ValueError("config key generate.references: only for generate.mode=generate (scoring mode scores "
+                             "every prompt's response)")
         return self
 
 
@@ -192,6 +198,9 @@ class TrainConfig(Section):
     # of being drawn (1: as often as the others), on top of any mixture weight. A task the shards do not hold is
     # noted and skipped, so a config written for one corpus still trains on another.
     upsample: dict[str, Annotated[Float, Field(gt=0)]] = {}
+    # CE weight on the records whose answer was given, not sampled (a reference: generate.references, or a score-mode
+    # corpus' response), in place of the task's w_ce: a correct answer is worth copying token by token. None: w_ce.
+    w_ce_references: Float | None = Field(None, ge=0)
     lora: LoraConfig = LoraConfig()
 
     @model_validator(mode="after")

@@ -436,7 +436,8 @@ def new_manifest(*, teacher: dict, tokenizer: dict, mode: str, k: int, logprobs_
                  prob_step: float, sampling: dict, corpus: dict, shard_size: int,
                  responses: dict | None = None) -> dict:
     """A manifest with no shards yet. `responses` says who wrote the answers the teacher's top-k describes:
-    {"by": "teacher"} (generate mode), {"by": "corpus"} (score mode), or {"by": "model", "model": ..., "weights_sha256":
+    {"by": "teacher"} (generate mode; with "references": {column, prompts} when generate.references gave some
+    training prompts their reference answer, scored, instead of a sample), {"by": "corpus"} (score mode), or {"by": "model", "model": ..., "weights_sha256":
     ..., "round": ...} for answers a student wrote and the teacher scored (on-policy rounds, eval's own answers)."""
     if responses is None:
         responses = {"by": "corpus"} if mode == "score" else TEACHER_ANSWERS

@@ -13,7 +13,7 @@ import os
 from collections import Counter
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import zstandard
@@ -140,12 +140,11 @@ def _adopt(folder: Path, name: str, index: int, manifest: dict, prompts: list[Pr
             entry["tokens"] += len(ex.response_token_ids)
     except (DistillError, UnicodeDecodeError, zstandard.ZstdError):
         return None
-    expected = [p.id for p in prompts]
     seen = set(ids)
-    kept = [pid for pid in expected if pid in seen]
-    if ids != [pid for pid in kept for _ in range(n)]:
+    kept = [p for p in prompts if p.id in seen]
+    if ids != [p.id for p in kept for _ in range(1 if p.response is not None else n)]:  # a scored answer: one record
         return None
-    entry["skipped"] = len(expected) - len(kept)
+    entry["skipped"] = len(prompts) - len(kept)
     return entry
 
 
@@ -159,15 +158,18 @@ def _recount(manifest: dict, n_shards: int) -> None:
     manifest["complete"] = len(entries) == n_shards
 
 
-def token_lengths(tokenizer, prompts: list[Prompt], g) -> tuple[list[list[int]], list[list[int]] | None, list[int]]:
-    """Prompt ids, response ids (scoring mode) and the context length each prompt needs."""
+def token_lengths(tokenizer, prompts: list[Prompt]) -> tuple[list[list[int]], list[list[int] | None], list[int]]:
+    """Prompt ids, response ids (None for a prompt the teacher answers) and the context length each prompt needs.
+    A prompt with a response (scoring mode, or a reference: generate.references) is scored, not answered."""
     ids = chat_ids(tokenizer, [p.messages for p in prompts])
-    if g.mode == "score":
+    given = [i for i, p in enumerate(prompts) if p.response is not None]
+    resp: list[list[int] | None] = [None] * len(prompts)
+    if given:
         eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-        resp = tokenizer([p.response or "" for p in prompts], add_special_tokens=False)["input_ids"]
-        resp = [r + eos for r in resp]
-        return ids, resp, [len(p) + len(r) + 1 for p, r in zip(ids, resp)]  # + 1: the engine must still sample a token
-    return ids, None, [len(p) + 1 for p in ids]
+        encoded = tokenizer([prompts[i].response for i in given], add_special_tokens=False)["input_ids"]
+        for i, r in zip(given, encoded):
+            resp[i] = r + eos
+    return ids, resp, [len(p) + len(r or []) + 1 for p, r in zip(ids, resp)]  # + 1: the engine must sample a token
 
 
 def too_long_error(p: Prompt, length: int, limit: int) -> DistillError:
@@ -185,28 +187,30 @@ def write_shard(folder: Path, index: int, prompts: list[Prompt], backend, tokeni
 def shard_records(prompts: list[Prompt], backend, tokenizer, cfg: Config) -> tuple[list[dict], int]:
     """One shard's records, and how many of its prompts were skipped as too long."""
     g, limit = cfg.generate, cfg.teacher.max_model_len
-    ids, resp, lengths = token_lengths(tokenizer, prompts, g)
+    ids, resp, lengths = token_lengths(tokenizer, prompts)
     keep = []
     for i, (p, length) in enumerate(zip(prompts, lengths)):
         if length <= limit:
             keep.append(i)
         elif g.too_long == "fail":
             raise too_long_error(p, length, limit)
-    kept = [prompts[i] for i in keep]
+    scored, sampled = [i for i in keep if resp[i] is not None], [i for i in keep if resp[i] is None]
+    results = {}
+    if scored:
+        answers = backend.score([prompts[i] for i in scored], [ids[i] for i in scored], [resp[i] for i in scored], g.k)
+        results.update((i, [r]) for i, r in zip(scored, answers))
+    if sampled:
+        results.update(zip(sampled, backend.generate([prompts[i] for i in sampled], [ids[i] for i in sampled], g)))
     records = []
-    if kept:
-        if g.mode == "score":
-            results = [[r] for r in backend.score(kept, [ids[i] for i in keep], [resp[i] for i in keep], g.k)]
-        else:
-            results = backend.generate(kept, [ids[i] for i in keep], g)
-        for prompt, samples in zip(kept, results):
-            for s, r in enumerate(samples):
-                records.append(sh.make_record(
-                    prompt_id=prompt.id, sample_index=s, messages=prompt.messages,
-                    prompt_token_ids=r.prompt_token_ids, response=r.response, response_token_ids=r.response_token_ids,
-                    sampled_logprobs=r.sampled_logprobs, topk_ids=r.topk_ids, topk_logprobs=r.topk_logprobs,
-                    finish_reason=r.finish_reason, codec=g.codec, prob_step=g.prob_step, task=task_of(prompt)))
-    return records, len(prompts) - len(kept)
+    for i in keep:
+        prompt = prompts[i]
+        for s, r in enumerate(results[i]):
+            records.append(sh.make_record(
+                prompt_id=prompt.id, sample_index=s, messages=prompt.messages,
+                prompt_token_ids=r.prompt_token_ids, response=r.response, response_token_ids=r.response_token_ids,
+                sampled_logprobs=r.sampled_logprobs, topk_ids=r.topk_ids, topk_logprobs=r.topk_logprobs,
+                finish_reason=r.finish_reason, codec=g.codec, prob_step=g.prob_step, task=task_of(prompt)))
+    return records, len(prompts) - len(keep)
 
 
 def missing_shards(job: Job, cfg: Config) -> list[int]:
@@ -273,19 +277,29 @@ def plan(cfg: Config, tokenizer, batch_invariant: bool | None = None) -> list[Jo
         corpora.append(("heldout", g.heldout_prompts, g.heldout_max_prompts))
     jobs = []
     for name, source, max_prompts in corpora:
-        prompts, stats = load_prompts(source, g.columns, g.split, max_prompts)
+        references = g.references if name == "train" else None
+        columns = {**g.columns, "response": references} if references else g.columns
+        prompts, stats = load_prompts(source, columns, g.split, max_prompts)
         stats["tasks"] = dict(sorted(Counter(task_of(p) for p in prompts).items()))  # the mixture on offer
+        responses = None  # new_manifest's default: the teacher's (generate) or the corpus' (score)
+        if g.mode == "generate" and references:
+            n_references = sum(p.response is not None for p in prompts)
+            if not n_references:
+                raise DistillError(f"generate.references: no training prompt of {source} has a {references!r} field")
+            responses = {**sh.TEACHER_ANSWERS, "references": {"column": references, "prompts": n_references}}
+        elif g.mode == "generate":  # a response column is not an answer to score here: the teacher answers
+            prompts = [replace(p, response=None) for p in prompts]
         if g.mode == "score":
             missing = next((p for p in prompts if p.response is None), None)
             if missing:
                 raise DistillError(f"{missing.where}: generate.mode=score needs a response for every prompt")
         if g.too_long == "fail":  # fail here, before the engine starts, not at the shard holding the prompt
-            for p, length in zip(prompts, token_lengths(tokenizer, prompts, g)[2]):
+            for p, length in zip(prompts, token_lengths(tokenizer, prompts)[2]):
                 if length > cfg.teacher.max_model_len:
                     raise too_long_error(p, length, cfg.teacher.max_model_len)
         manifest = sh.new_manifest(teacher=teacher, tokenizer=tok, mode=g.mode, k=g.k, logprobs_mode=g.logprobs_mode,
                                    codec=g.codec, prob_step=g.prob_step, sampling=sampling_info(cfg, batch_invariant),
-                                   corpus=stats, shard_size=g.shard_size)
+                                   corpus=stats, shard_size=g.shard_size, responses=responses)
         jobs.append(Job(name, run_paths(cfg).shards(name), prompts, manifest))
     if len(jobs) == 2:
         train = {prompt_hash(p.messages) for p in jobs[0].prompts}

@@ -33,7 +33,10 @@ PROMPTS = [
 
 def write_shard_set(model_dir: Path, out_dir: Path, *, prompts: list[str] = PROMPTS, k: int = 8,
                     max_new_tokens: int = 16, shard_size: int = 4, codec: str = "compact",
-                    prob_step: float = 1.6e-4, seed: int = 0, tasks: list[str] | None = None) -> dict:
+                    prob_step: float = 1.6e-4, seed: int = 0, tasks: list[str] | None = None,
+                    given: set[int] = frozenset()) -> dict:
+    """A shard set of the model's sampled answers; the records numbered in `given` are marked as given answers
+    (finish_reason "given", as a scored reference is)."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     torch.manual_seed(seed)
@@ -52,7 +55,7 @@ def write_shard_set(model_dir: Path, out_dir: Path, *, prompts: list[str] = PROM
         logprobs = torch.log_softmax(logits, dim=-1)
         top_lp, top_ids = logprobs.topk(k, dim=-1)
         sampled = logprobs.gather(-1, torch.tensor(response_ids)[:, None]).squeeze(-1)
-        finish = "stop" if response_ids[-1] == tokenizer.eos_token_id else "length"
+        finish = "given" if i in given else "stop" if response_ids[-1] == tokenizer.eos_token_id else "length"
         records.append(shards.make_record(
             prompt_id=f"p{i:03d}", sample_index=0, messages=messages, prompt_token_ids=prompt_ids,
             response=tokenizer.decode(response_ids, skip_special_tokens=True), response_token_ids=response_ids,

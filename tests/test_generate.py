@@ -176,6 +176,46 @@ def test_scoring_mode(engine, teacher, tmp_path):
         assert e.messages[-1]["role"] == "user"
 
 
+def test_references_are_scored_and_the_rest_sampled(engine, teacher, tmp_path, monkeypatch):
+    """generate.references: training prompts with a reference get it, scored; the others and every held-out prompt
+    are sampled; an interrupted run resumes to the same shards."""
+    from transformers import AutoTokenizer
+
+    corpus = tmp_path / "mixed.jsonl"
+    rows = [{"id": f"r{i}", "prompt": f"What is {i} plus {i}?", "answer": str(2 * i)} if i % 2 else
+            {"id": f"r{i}", "prompt": f"Write one sentence about number {i}.", "response": "not an answer to score"}
+            for i in range(8)]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    extra = ("generate.references=answer", f"generate.heldout_prompts={corpus}", "generate.codec=plain")
+    run(make_cfg(teacher, corpus, tmp_path / "once", *extra), backend=engine)
+    tok = AutoTokenizer.from_pretrained(teacher)
+    manifest = sh.open_shard_set(shard_folder(tmp_path / "once"))
+    assert manifest["responses"] == {"by": "teacher", "references": {"column": "answer", "prompts": 4}}
+    for ex in sh.read_examples(shard_folder(tmp_path / "once")):
+        row = rows[int(ex.prompt_id[1:])]
+        if "answer" in row:
+            expected = tok(row["answer"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            assert ex.finish_reason == "given" and ex.response == row["answer"]
+            assert ex.response_token_ids.tolist() == expected and ex.topk.ids.shape == (len(expected), 5)
+        else:  # a `response` field is not a reference: the teacher answers
+            assert ex.finish_reason in ("stop", "length") and ex.response != row["response"]
+    heldout = tmp_path / "once" / "shards" / "heldout"
+    assert sh.open_shard_set(heldout)["responses"] == {"by": "teacher"}
+    assert all(ex.finish_reason != "given" for ex in sh.read_examples(heldout))
+    # Killed after the first shard, then resumed: the same bytes as the uninterrupted run.
+    monkeypatch.setenv("DISTILL_FAIL_AFTER_SHARDS", "1")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(make_cfg(teacher, corpus, tmp_path / "resumed", *extra), backend=engine)
+    monkeypatch.delenv("DISTILL_FAIL_AFTER_SHARDS")
+    run(make_cfg(teacher, corpus, tmp_path / "resumed", *extra), backend=engine)
+    assert shard_bytes(tmp_path / "resumed") == shard_bytes(tmp_path / "once")
+    # Bad input, refused before the engine is asked for anything.
+    with pytest.raises(DistillError, match=rf"generate.references: no training prompt of {corpus} has a 'gold' field"):
+        run(make_cfg(teacher, corpus, tmp_path / "bad", "generate.references=gold"), backend=engine)
+    with pytest.raises(DistillError, match="generate.references: only for generate.mode=generate"):
+        make_cfg(teacher, corpus, tmp_path / "bad", "generate.references=answer", "generate.mode=score")
+
+
 def test_config_errors(teacher, corpus, tmp_path):
     with pytest.raises(DistillError, match="generate.k: must be at most 1000, got 5000"):
         run(make_cfg(teacher, corpus, tmp_path, "generate.k=5000"))

@@ -108,6 +108,26 @@ def test_a_tasks_own_loss_weights_scale_its_rows_loss_terms(shards, tiny_teacher
     torch.testing.assert_close(mixed["kd"], want_kd, rtol=1e-4, atol=1e-4)
 
 
+def test_references_get_their_own_ce_weight(tiny_teacher, tmp_path):
+    """train.w_ce_references: the rows of given answers (records 0 and 3, both math) get that CE weight, every other
+    row its task's; KD weights stay; the record counts each task's references. Unset: the rows are as they were."""
+    from distill.train.data import apply_mixture, rows_carry_loss_weights
+
+    write_shard_set(tiny_teacher, tmp_path / "train", tasks=TASKS, given={0, 3})
+    rows = rows_of(tmp_path / "train")
+    ds, record = apply_mixture(rows, {}, 0.0, 1.0, None, 2.0)
+    assert sorted((r["id"], r["ce_weight"], r["kd_weight"]) for r in ds if r["reference"]) == [
+        ("p000/0", 2.0, 1.0), ("p003/0", 2.0, 1.0)]
+    assert all((r["ce_weight"], r["kd_weight"]) == (0.0, 1.0) for r in ds if not r["reference"])
+    assert record == {"chat": {"records": 8}, "math": {"records": 4, "references": 2}}
+    ds, _ = apply_mixture(rows, mixture("{math: {weight: 1, w_ce: 0.25}, chat: {weight: 1}}"), 0.5, 0.5, None, 2.0)
+    assert Counter((r["task"], r["reference"], r["ce_weight"]) for r in ds) == {
+        ("math", 1, 2.0): 2, ("math", 0, 0.25): 2, ("chat", 0, 0.5): 8}
+    assert [r["ce_weight"] for r in apply_mixture(rows, {}, 0.0, 1.0)[0]] == [1.0] * 12  # the trainer's w_ce applies
+    config = load_config(None, ["train.w_ce_references=1"]).train
+    assert rows_carry_loss_weights(config) and not rows_carry_loss_weights(load_config(None, []).train)
+
+
 def test_a_mixed_run_trains_from_its_sampler_and_records_its_mixture(shards, tiny_teacher, tmp_path, monkeypatch,
                                                                      capsys):
     from distill.train import trainer as trainer_module

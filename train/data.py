@@ -29,6 +29,7 @@ FEATURES = Features({
     "ce_weight": Value("float32"),
     "kd_weight": Value("float32"),
     "task": Value("string"),
+    "reference": Value("int8"),
 })
 
 
@@ -70,17 +71,22 @@ def split_eval(ds: Dataset, eval_fraction: float, seed: int) -> tuple[Dataset, D
     return parts["train"], parts["test"]
 
 
-def apply_mixture(ds: Dataset, mixture: dict, w_ce: float, w_kd: float,
-                  upsample: dict | None = None) -> tuple[Dataset, dict]:
-    """train.mixture and train.upsample applied to the rows: when a task has its own loss weights, each row's
-    ce_weight and kd_weight. Returns the rows and a record of the mixture (records, sampling weight, upsampling
-    factor and share of the draws, loss weights per task)."""
+def apply_mixture(ds: Dataset, mixture: dict, w_ce: float, w_kd: float, upsample: dict | None = None,
+                  w_ce_references: float | None = None) -> tuple[Dataset, dict]:
+    """train.mixture, train.upsample and train.w_ce_references applied to the rows: when a task has its own loss
+    weights, or references their own CE weight, each row's ce_weight and kd_weight. Returns the rows and a record of
+    the mixture (records, references, sampling weight, upsampling factor and share of the draws, loss weights per
+    task)."""
     from collections import Counter
 
     counts = Counter(ds["task"])
+    references = Counter(task for task, given in zip(ds["task"], ds["reference"]) if given)
     upsample = {task: f for task, f in (upsample or {}).items() if task in counts}  # others: noted by the caller
     if not mixture and not upsample:
-        return ds, {str(task): {"records": n} for task, n in sorted(counts.items(), key=str)}
+        record = {str(task): {"records": n} for task, n in sorted(counts.items(), key=str)}
+        for task, n in references.items():
+            record[str(task)]["references"] = n
+        return rows_with_loss_weights(ds, record, w_ce, w_kd, w_ce_references, own_loss_weights(mixture)), record
     for task in mixture:
         if task not in counts:
             known = ", ".join(sorted(str(t) for t in counts))
@@ -96,10 +102,24 @@ def apply_mixture(ds: Dataset, mixture: dict, w_ce: float, w_kd: float,
               for task, n in counts.items()}
     for task, e in mixture.items():
         record[task].update(w_ce=w_ce if e.w_ce is None else e.w_ce, w_kd=w_kd if e.w_kd is None else e.w_kd)
-    if own_loss_weights(mixture):
-        ds = ds.map(lambda task: {"ce_weight": record[str(task)]["w_ce"], "kd_weight": record[str(task)]["w_kd"]},
-                    input_columns="task")
-    return ds, record
+    for task, n in references.items():
+        record[str(task)]["references"] = n
+    return rows_with_loss_weights(ds, record, w_ce, w_kd, w_ce_references, own_loss_weights(mixture)), record
+
+
+def rows_with_loss_weights(ds: Dataset, record: dict, w_ce: float, w_kd: float, w_ce_references: float | None,
+                           per_task: bool) -> Dataset:
+    """Each row's absolute ce_weight and kd_weight, when some rows weigh differently from train.w_ce / w_kd: a task
+    with its own loss weights (per_task), or references with their own CE weight. Else the rows as they are."""
+    if not per_task and w_ce_references is None:
+        return ds
+
+    def weights(task, reference):
+        task_weights = record[str(task)]
+        ce = w_ce_references if reference and w_ce_references is not None else task_weights.get("w_ce", w_ce)
+        return {"ce_weight": ce, "kd_weight": task_weights.get("w_kd", w_kd)}
+
+    return ds.map(weights, input_columns=["task", "reference"])
 
 
 def sampling_weights(ds: Dataset, mixture: dict, upsample: dict | None = None) -> list[float] | None:
@@ -117,5 +137,10 @@ def sampling_weights(ds: Dataset, mixture: dict, upsample: dict | None = None) -
 
 
 def own_loss_weights(mixture: dict) -> bool:
-    """A task with its own loss weights: rows then carry absolute weights, and the trainer's are 1."""
+    """A task with its own loss weights."""
     return any(e.w_ce is not None or e.w_kd is not None for e in mixture.values())
+
+
+def rows_carry_loss_weights(t) -> bool:
+    """Rows carry absolute loss weights (rows_with_loss_weights), and the trainer's CE and KD weights are then 1."""
+    return own_loss_weights(t.mixture) or t.w_ce_references is not None

@@ -156,7 +156,7 @@ def prepare_data(cfg: Config, shard_dir: Path, state):
     t = cfg.train
     with state.main_process_first():
         ds, counts = build_dataset(shard_dir, t.max_seq_len, t.too_long, run_paths(cfg).root / "cache" / "datasets")
-        ds, mixture = apply_mixture(ds, t.mixture, t.w_ce, t.w_kd, t.upsample)
+        ds, mixture = apply_mixture(ds, t.mixture, t.w_ce, t.w_kd, t.upsample, t.w_ce_references)
         train_ds, eval_ds = split_eval(ds, t.eval_fraction, cfg.run.seed)
     if state.is_main_process:
         for task in sorted(set(t.upsample) - set(mixture)):
@@ -198,11 +198,11 @@ def build_trainer(cfg: Config, out: Path, model, tokenizer, train_ds, eval_ds, f
 
     from distill.batches import DistillCollator
     from distill.scoring import Objective
-    from distill.train.data import own_loss_weights
+    from distill.train.data import rows_carry_loss_weights
     from distill.train.trainer import DistillTrainer, default_callbacks, lora_config, training_args
 
     t = cfg.train
-    own_weights = own_loss_weights(t.mixture)  # rows carry each task's absolute loss weights
+    own_weights = rows_carry_loss_weights(t)
     kd_needed = t.w_kd > 0 or any((e.w_kd or 0) > 0 for e in t.mixture.values())
     if kd_needed and t.kd_temperature != 1.0 and t.tail == "bucket":  # measured: docs/results/temperature_tail.json
         print(f"[train] warning: train.kd_temperature={t.kd_temperature:g} tempers the tail class as if it were one "
