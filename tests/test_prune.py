@@ -136,3 +136,22 @@ def test_student_folder_records_the_selection_and_refuses_other_settings(model_d
     assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == 3
     with pytest.raises(DistillError, match="holds a student made with other settings"):
         make_student_from_teacher(model_dir, 3, tmp_path / "student_init", "block_influence", shards, 4, 256)
+
+
+def test_calibration_skips_given_answers_unless_there_are_no_others(model_dir, tmp_path):
+    """The layers are scored on the teacher's own answers: references (records 0 and 2 here) are passed over, and used
+    only when the shards hold nothing else."""
+    from distill import shards as sh
+    from distill.batches import example_row
+    from distill.train.student import calibration_batch
+
+    def batch_of(folder, ids):
+        rows = [example_row(ex, 256, "truncate") for ex in sh.read_examples(folder) if ex.id in ids]
+        return DistillCollator(pad_token_id=0)(rows)["input_ids"]
+
+    write_shard_set(model_dir, tmp_path / "mixed", k=4, max_new_tokens=6, given={0, 2})
+    torch.testing.assert_close(calibration_batch(tmp_path / "mixed", 3, 256, 0)["input_ids"],
+                               batch_of(tmp_path / "mixed", {"p001/0", "p003/0", "p004/0"}))
+    write_shard_set(model_dir, tmp_path / "given", prompts=["a", "b", "c"], k=4, max_new_tokens=6, given={0, 1, 2})
+    torch.testing.assert_close(calibration_batch(tmp_path / "given", 2, 256, 0)["input_ids"],
+                               batch_of(tmp_path / "given", {"p000/0", "p001/0"}))

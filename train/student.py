@@ -18,17 +18,20 @@ MARKER = "student_init.json"  # written last: its presence means the folder is c
 
 
 def calibration_batch(shard_dir: Path, n_records: int, max_seq_len: int, pad_token_id: int) -> dict:
-    """The first n_records records of the training shards (the teacher's prompts and answers), collated."""
+    """The first n_records records of the training shards that hold the teacher's own answers, collated: the layers
+    are scored on what the teacher writes. Given answers (references, generate.references) only if there are no
+    others, as in a score-mode shard set."""
     from distill import shards as sh
     from distill.batches import DROPPED, DistillCollator, example_row
 
-    rows = []
+    rows, given = [], []
     for ex in sh.read_examples(Path(shard_dir)):
         row = example_row(ex, max_seq_len, "truncate")
         if row["status"] != DROPPED:
-            rows.append(row)
+            (given if row["reference"] else rows).append(row)
         if len(rows) == n_records:
             break
+    rows = rows or given[:n_records]
     if not rows:
         raise DistillError(f"{shard_dir}: no usable records to choose the student's layers with (each prompt alone "
                            f"fills train.max_seq_len={max_seq_len})")
