@@ -331,6 +331,9 @@ def summarize(job: Job, stats: dict) -> dict:
     line = (f"[generate] {job.name}: {len(job.prompts)} prompts, {c['records']:,} records, {c['tokens']:,} tokens, "
             f"{stats['tokens'] / max(stats['seconds'], 1e-9):.1f} tok/s, "
             f"{size / max(c['tokens'], 1):.1f} B/token on disk, {job.folder}")
+    references = job.manifest["responses"].get("references")
+    if references:
+        line += f" ({references['prompts']} prompts answered by their {references['column']!r} field, scored)"
     if c["skipped_too_long"]:
         line += f" ({c['skipped_too_long']} prompts skipped: too long)"
     print(line, flush=True)

@@ -176,7 +176,7 @@ def test_scoring_mode(engine, teacher, tmp_path):
         assert e.messages[-1]["role"] == "user"
 
 
-def test_references_are_scored_and_the_rest_sampled(engine, teacher, tmp_path, monkeypatch):
+def test_references_are_scored_and_the_rest_sampled(engine, teacher, tmp_path, monkeypatch, capsys):
     """generate.references: training prompts with a reference get it, scored; the others and every held-out prompt
     are sampled; an interrupted run resumes to the same shards."""
     from transformers import AutoTokenizer
@@ -188,6 +188,7 @@ def test_references_are_scored_and_the_rest_sampled(engine, teacher, tmp_path, m
     corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
     extra = ("generate.references=answer", f"generate.heldout_prompts={corpus}", "generate.codec=plain")
     run(make_cfg(teacher, corpus, tmp_path / "once", *extra), backend=engine)
+    assert "(4 prompts answered by their 'answer' field, scored)" in capsys.readouterr().out
     tok = AutoTokenizer.from_pretrained(teacher)
     manifest = sh.open_shard_set(shard_folder(tmp_path / "once"))
     assert manifest["responses"] == {"by": "teacher", "references": {"column": "answer", "prompts": 4}}
