@@ -36,7 +36,7 @@ def write_shard_set(model_dir: Path, out_dir: Path, *, prompts: list[str] = PROM
                     prob_step: float = 1.6e-4, seed: int = 0, tasks: list[str] | None = None,
                     given: set[int] = frozenset()) -> dict:
     """A shard set of the model's sampled answers; the records numbered in `given` are marked as given answers
-    (finish_reason "given", as a scored reference is)."""
+    (finish_reason "given", as a scored reference is), and the manifest counts them as references."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     torch.manual_seed(seed)
@@ -70,7 +70,8 @@ def write_shard_set(model_dir: Path, out_dir: Path, *, prompts: list[str] = PROM
         codec=codec, prob_step=prob_step,
         sampling={"temperature": 1.0, "top_p": 1.0, "max_tokens": max_new_tokens, "n": 1, "seed": seed, "stop": []},
         corpus={"source": "tests/shard_factory.py", "prompts": len(prompts), "duplicates_dropped": 0},
-        shard_size=shard_size)
+        shard_size=shard_size,
+        responses={"by": "teacher", "references": {"column": "reference", "prompts": len(given)}} if given else None)
     for index in range(0, len(records), shard_size):
         batch = records[index : index + shard_size]
         data = shards.encode_shard(batch, codec)

@@ -140,7 +140,7 @@ def test_student_folder_records_the_selection_and_refuses_other_settings(model_d
 
 def test_calibration_skips_given_answers_unless_there_are_no_others(model_dir, tmp_path):
     """The layers are scored on the teacher's own answers: references (records 0 and 2 here) are passed over, and used
-    only when the shards hold nothing else."""
+    when the shards hold nothing else."""
     from distill import shards as sh
     from distill.batches import example_row
     from distill.train.student import calibration_batch

@@ -18,20 +18,22 @@ MARKER = "student_init.json"  # written last: its presence means the folder is c
 
 
 def calibration_batch(shard_dir: Path, n_records: int, max_seq_len: int, pad_token_id: int) -> dict:
-    """The first n_records records of the training shards that hold the teacher's own answers, collated: the layers
-    are scored on what the teacher writes. Given answers (references, generate.references) only if there are no
-    others, as in a score-mode shard set."""
+    """The first n_records records of the training shards, collated. In a set that mixes references
+    (generate.references) with the teacher's own answers, only the teacher's count: the layers are scored on what the
+    teacher writes."""
     from distill import shards as sh
     from distill.batches import DROPPED, DistillCollator, example_row
 
-    rows, given = [], []
-    for ex in sh.read_examples(Path(shard_dir)):
+    manifest = sh.open_shard_set(Path(shard_dir))
+    references = (manifest.get("responses") or {}).get("references")
+    skip_references = bool(references) and references["prompts"] < manifest["corpus"]["prompts"]
+    rows = []
+    for ex in sh.read_examples(Path(shard_dir), manifest):
         row = example_row(ex, max_seq_len, "truncate")
-        if row["status"] != DROPPED:
-            (given if row["reference"] else rows).append(row)
+        if row["status"] != DROPPED and not (skip_references and row["reference"]):
+            rows.append(row)
         if len(rows) == n_records:
             break
-    rows = rows or given[:n_records]
     if not rows:
         raise DistillError(f"{shard_dir}: no usable records to choose the student's layers with (each prompt alone "
                            f"fills train.max_seq_len={max_seq_len})")
