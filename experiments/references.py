@@ -63,7 +63,8 @@ def reference_shards(run: Path, work: Path) -> tuple[Path, int]:
     target = work / "run" / "shards" / "train"
     if sh.read_manifest(target) is None:
         manifest = copy.deepcopy(sh.read_manifest(run / "shards" / "train"))
-        manifest["responses"] = {"by": "teacher", "references_scored": len(scored)}
+        # As generate.references would record it: the same shard set, made from two runs.
+        manifest["responses"] = {**sh.TEACHER_ANSWERS, "references": {"column": "reference", "prompts": len(scored)}}
         sh.write_shard_set(target, manifest, merged)
     return run_dir_with_shards(work / "run", None, run / "shards" / "heldout"), len(scored)
 

@@ -82,11 +82,17 @@ def apply_mixture(ds: Dataset, mixture: dict, w_ce: float, w_kd: float, upsample
     counts = Counter(ds["task"])
     references = Counter(task for task, given in zip(ds["task"], ds["reference"]) if given)
     upsample = {task: f for task, f in (upsample or {}).items() if task in counts}  # others: noted by the caller
-    if not mixture and not upsample:
+    if mixture or upsample:
+        record = mixture_record(counts, mixture, upsample, w_ce, w_kd)
+    else:
         record = {str(task): {"records": n} for task, n in sorted(counts.items(), key=str)}
-        for task, n in references.items():
-            record[str(task)]["references"] = n
-        return rows_with_loss_weights(ds, record, w_ce, w_kd, w_ce_references, own_loss_weights(mixture)), record
+    for task, n in references.items():
+        record[str(task)]["references"] = n
+    return rows_with_loss_weights(ds, record, w_ce, w_kd, w_ce_references, own_loss_weights(mixture)), record
+
+
+def mixture_record(counts: dict, mixture: dict, upsample: dict, w_ce: float, w_kd: float) -> dict:
+    """Per task: records, sampling weight, upsampling factor, share of the draws and loss weights."""
     for task in mixture:
         if task not in counts:
             known = ", ".join(sorted(str(t) for t in counts))
@@ -102,9 +108,7 @@ def apply_mixture(ds: Dataset, mixture: dict, w_ce: float, w_kd: float, upsample
               for task, n in counts.items()}
     for task, e in mixture.items():
         record[task].update(w_ce=w_ce if e.w_ce is None else e.w_ce, w_kd=w_kd if e.w_kd is None else e.w_kd)
-    for task, n in references.items():
-        record[str(task)]["references"] = n
-    return rows_with_loss_weights(ds, record, w_ce, w_kd, w_ce_references, own_loss_weights(mixture)), record
+    return record
 
 
 def rows_with_loss_weights(ds: Dataset, record: dict, w_ce: float, w_kd: float, w_ce_references: float | None,
