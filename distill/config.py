@@ -219,13 +219,15 @@ class OnPolicyConfig(Section):
     output_name: str = "student_onpolicy"  # model folder under run.dir
     init: str | None = None  # the student to start from (a model folder); None: the run's train.output_name
     rounds: PositiveInt = 4
-    prompts_per_round: PositiveInt = 32  # training prompts (generate.prompts, in turn) the student answers per round
+    # Training prompts (generate.prompts) the student answers per round: the next ones in turn, or with
+    # train.mixture / train.upsample a weighted draw as train makes.
+    prompts_per_round: PositiveInt = 32
     samples_per_prompt: PositiveInt = 1
     temperature: Float = Field(1.0, ge=0)  # the student's sampling temperature
     max_tokens: PositiveInt = 64  # longest student answer
     steps_per_round: PositiveInt = 4  # optimizer steps on each round's answers (batch: train.batch_size)
     # GKD's lambda: the share of training rows that are the student's own answers; the rest are the stored teacher
-    # answers (RUN/shards/train) with train.w_ce and train.w_kd. 1.0: purely on-policy.
+    # answers (RUN/shards/train), drawn and weighted as train draws and weighs them. 1.0: purely on-policy.
     lmbda: Float = Field(1.0, gt=0, le=1)
     loss: Literal["reverse_kl", "jsd", "sampled_token"] = "reverse_kl"  # on the student's own answers
     w_onpolicy: Float = Field(1.0, gt=0)  # weight of that loss

@@ -32,6 +32,13 @@ class Prompt:
     meta: dict = field(default_factory=dict)  # the record's other fields (category, check, ...)
     where: str = ""  # "file:line" (line = record number for .json, .parquet and hub datasets)
 
+    @property
+    def task(self) -> str:
+        """The prompt's task, for multi-task mixtures and per-task metrics: its corpus `task` or `category` field,
+        else the name of the file it came from (a folder of one file per task makes one task per file)."""
+        task = self.meta.get("task") or self.meta.get("category")
+        return str(task) if task is not None else Path(self.where.rsplit(":", 1)[0]).stem
+
 
 def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

@@ -61,13 +61,6 @@ def engine_batch_invariant(cfg: Config, cpu_cores: str | None = None) -> bool:
     return cfg.teacher.backend == "vllm" and not on_gpu() and cpu_engine_threads(cpu_cores) == 1
 
 
-def task_of(prompt: Prompt) -> str:
-    """The prompt's task, for multi-task mixtures and per-task metrics: its corpus `task` or `category` field, else
-    the name of the file it came from (a folder of one file per task makes one task per file)."""
-    task = prompt.meta.get("task") or prompt.meta.get("category")
-    return str(task) if task is not None else Path(prompt.where.rsplit(":", 1)[0]).stem
-
-
 def shard_prompts(job: Job, index: int, size: int) -> list[Prompt]:
     return job.prompts[index * size:(index + 1) * size]
 
@@ -209,7 +202,7 @@ def shard_records(prompts: list[Prompt], backend, tokenizer, cfg: Config) -> tup
                 prompt_id=prompt.id, sample_index=s, messages=prompt.messages,
                 prompt_token_ids=r.prompt_token_ids, response=r.response, response_token_ids=r.response_token_ids,
                 sampled_logprobs=r.sampled_logprobs, topk_ids=r.topk_ids, topk_logprobs=r.topk_logprobs,
-                finish_reason=r.finish_reason, codec=g.codec, prob_step=g.prob_step, task=task_of(prompt)))
+                finish_reason=r.finish_reason, codec=g.codec, prob_step=g.prob_step, task=prompt.task))
     return records, len(prompts) - len(keep)
 
 
@@ -280,7 +273,7 @@ def plan(cfg: Config, tokenizer, batch_invariant: bool | None = None) -> list[Jo
         references = g.references if name == "train" else None
         columns = {**g.columns, "response": references} if references else g.columns
         prompts, stats = load_prompts(source, columns, g.split, max_prompts)
-        stats["tasks"] = dict(sorted(Counter(task_of(p) for p in prompts).items()))  # the mixture on offer
+        stats["tasks"] = dict(sorted(Counter(p.task for p in prompts).items()))  # the mixture on offer
         responses = None  # new_manifest's default: the teacher's (generate) or the corpus' (score)
         if g.mode == "generate" and references:
             n_references = sum(p.response is not None for p in prompts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 from distill import shards as sh
@@ -83,10 +84,60 @@ class Engines:
         self.teacher = None
 
 
-def round_prompts(prompts: list[Prompt], r: int, per_round: int) -> list[Prompt]:
-    """Round r's prompts: the next `per_round` of the corpus, wrapping around."""
-    start = (r * per_round) % len(prompts)
-    return [prompts[(start + i) % len(prompts)] for i in range(per_round)]
+def round_prompts(prompts: list[Prompt], r: int, per_round: int, weights: list[float] | None = None,
+                  seed: int = 0) -> list[Prompt]:
+    """Round r's prompts: the next `per_round` of the corpus, wrapping around; with draw weights (train.mixture or
+    train.upsample, as train draws its rows) a seeded weighted draw of distinct prompts instead."""
+    if weights is None:
+        start = (r * per_round) % len(prompts)
+        return [prompts[(start + i) % len(prompts)] for i in range(per_round)]
+    return weighted_sample(random.Random(seed + r), prompts, weights, per_round)
+
+
+def weighted_sample(rng: random.Random, items: list, weights: list[float], n: int) -> list:
+    """n distinct items (all with a weight above 0, if fewer), each drawn in turn with a chance proportional to its
+    weight among those left (Efraimidis and Spirakis' keys u ** (1 / w)); items of weight 0 never."""
+    keys = sorted(((rng.random() ** (1.0 / w), i) for i, w in enumerate(weights) if w > 0), reverse=True)
+    return [items[i] for _, i in keys[:n]]
+
+
+def prompt_draw_weights(prompts: list[Prompt], cfg: Config) -> list[float] | None:
+    """Each training prompt's weight in the rounds' draws (None: no mixture and no upsampling); a mixture task that
+    no prompt has is refused in one line."""
+    from distill.train.data import task_draw_weights
+
+    t, tasks = cfg.train, [p.task for p in prompts]
+    for task in sorted(set(t.mixture) - set(tasks)):
+        raise DistillError(f"train.mixture.{task}: no task of that name in the training prompts "
+                           f"({cfg.generate.prompts}; tasks: {', '.join(sorted(set(tasks)))})")
+    return task_draw_weights(tasks, t.mixture, t.upsample)
+
+
+@dataclass
+class OfflineRows:
+    """The stored teacher answers a round mixes in: rows with the loss weights train gives them, each row's draw
+    weight (None: uniform) and the mixture record."""
+    rows: list[dict]
+    weights: list[float] | None
+    mixture: dict
+
+    @classmethod
+    def load(cls, folder: Path, cfg: Config) -> "OfflineRows":
+        from datasets import Dataset
+
+        from distill.train.data import FEATURES, apply_mixture, sampling_weights
+
+        t = cfg.train
+        rows = [example_row(ex, t.max_seq_len, "truncate") for ex in sh.read_examples(folder)]
+        ds = Dataset.from_list([r for r in rows if r["status"] != DROPPED], features=FEATURES)
+        ds, record = apply_mixture(ds, t.mixture, t.w_ce, t.w_kd, t.upsample, t.w_ce_references)
+        return cls(ds.to_list(), sampling_weights(ds, t.mixture, t.upsample), record)
+
+    def draw(self, n: int, seed: int) -> list[dict]:
+        rng = random.Random(seed)
+        if self.weights is None:
+            return rng.sample(self.rows, min(n, len(self.rows)))
+        return weighted_sample(rng, self.rows, self.weights, n)
 
 
 def sample_and_score(engines: Engines, prompts: list[Prompt], folder: Path, r: int, student_sha: str,
@@ -110,7 +161,7 @@ def sample_and_score(engines: Engines, prompts: list[Prompt], folder: Path, r: i
                               response=c.text, response_token_ids=list(c.token_ids), sampled_logprobs=lp,
                               topk_ids=tids, topk_logprobs=tlps, finish_reason=c.finish_reason or "length",
                               codec="compact", prob_step=cfg.generate.prob_step,
-                              task=p.meta.get("task") or p.meta.get("category"))
+                              task=p.task)
                for (p, pid, c), (lp, tids, tlps) in zip(answers, scored)]
     manifest = sh.new_manifest(
         teacher=teacher_entry(cfg.teacher), tokenizer=sh.tokenizer_fingerprint(tokenizer), mode="score",
@@ -125,15 +176,13 @@ def sample_and_score(engines: Engines, prompts: list[Prompt], folder: Path, r: i
     return sh.write_shard_set(folder, manifest, records)
 
 
-def round_rows(folder: Path, offline: Path | None, lmbda: float, seed: int, max_seq_len: int) -> list[dict]:
+def round_rows(folder: Path, offline: OfflineRows | None, lmbda: float, seed: int, max_seq_len: int) -> list[dict]:
     """The rows round r trains on: every on-policy record, plus stored teacher answers drawn (seeded) so that the
     on-policy ones are a share lmbda of the whole."""
     rows = [example_row(ex, max_seq_len, "truncate", onpolicy=True) for ex in sh.read_examples(folder)]
     rows = [r for r in rows if r["status"] != DROPPED]
     n_offline = round(len(rows) * (1 - lmbda) / lmbda)
     if n_offline and offline is not None:
-        pool = [example_row(ex, max_seq_len, "truncate") for ex in sh.read_examples(offline)]
-        pool = [r for r in pool if r["status"] != DROPPED]
-        rows += random.Random(seed).sample(pool, min(n_offline, len(pool)))
+        rows += offline.draw(n_offline, seed)
     random.Random(seed + 1).shuffle(rows)
     return rows

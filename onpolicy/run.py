@@ -4,6 +4,9 @@
     the student trains onpolicy.steps_per_round steps on them (reverse KL / JSD over the teacher's top-k, or the
     per-token reverse-KL estimate on its sampled token), mixed with stored teacher answers by onpolicy.lmbda ->
     its new weights are loaded into its running engine.
+train.mixture and train.upsample weigh which prompts a round draws and which stored answers it mixes in, as they
+weigh train's rows; the stored answers keep train's loss weights (a task's own w_ce / w_kd, train.w_ce_references),
+and the student's own answers are weighted by onpolicy.w_onpolicy alone.
 The learning-rate schedule spans all rounds; a checkpoint closes every round, so a killed run resumes at the round
 and step where it stopped.
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 from distill import shards as sh
@@ -22,7 +26,8 @@ from distill.config import Config, run_paths, to_dict
 from distill.errors import DistillError
 from distill.files import read_json, write_json
 from distill.models import weights_fingerprint
-from distill.onpolicy.rounds import Engines, round_prompts, round_rows, sample_and_score
+from distill.onpolicy.rounds import (Engines, OfflineRows, prompt_draw_weights, round_prompts, round_rows,
+                                     sample_and_score)
 from distill.train.run import finish, model_saved, newest_complete_checkpoint, process_state, settings_change
 
 RESUME_HINT = "rounds already scored and trained are kept; rerun the same command to resume"
@@ -40,6 +45,8 @@ def run(cfg: Config) -> dict:
     start, state = time.time(), process_state()
     model, tokenizer = check_student(init, cfg)
     prompts = training_prompts(cfg)
+    draw_weights = prompt_draw_weights(prompts, cfg)
+    offline = OfflineRows.load(paths.shards("train"), cfg) if o.lmbda < 1 else None
     ckpt_dir = out / "checkpoints"
     resume = resume_point(ckpt_dir, settings)
     step = json.loads((resume / "trainer_state.json").read_text())["global_step"] if resume else 0
@@ -50,12 +57,12 @@ def run(cfg: Config) -> dict:
             folder = out / "rounds" / f"round-{r:03d}"
             t0 = time.time()
             if not (sh.read_manifest(folder) or {}).get("complete"):
-                scored = sample_or_fail(engines, round_prompts(prompts, r, o.prompts_per_round), folder, r, cfg)
+                chosen = round_prompts(prompts, r, o.prompts_per_round, draw_weights, cfg.run.seed)
+                scored = sample_or_fail(engines, chosen, folder, r, cfg)
                 print(f"[onpolicy] round {r}: {scored['counts']['records']} student answers, "
                       f"{scored['counts']['tokens']:,} tokens scored by the teacher", flush=True)
             engines.between_phases()
-            rows = round_rows(folder, paths.shards("train") if o.lmbda < 1 else None, o.lmbda, cfg.run.seed + r,
-                              cfg.train.max_seq_len)
+            rows = round_rows(folder, offline, o.lmbda, cfg.run.seed + r, cfg.train.max_seq_len)
             trainer = round_trainer(cfg, ckpt_dir, model, tokenizer, rows, (r + 1) * o.steps_per_round)
             trainer.train(resume_from_checkpoint=str(newest_complete_checkpoint(ckpt_dir, quiet=True) or "") or None)
             model = trainer.model
@@ -67,7 +74,10 @@ def run(cfg: Config) -> dict:
         trainer = round_trainer(cfg, ckpt_dir, model, tokenizer, [], o.rounds * o.steps_per_round)
         trainer.model.load_state_dict(load_file_weights(resume), strict=False)
         trainer.state = trainer.state.load_from_json(str(resume / "trainer_state.json"))
-    return finish_run(out, trainer, cfg, settings, log, engines, time.time() - start, init)
+    drawn = Counter(p.task for r in range(o.rounds)
+                    for p in round_prompts(prompts, r, o.prompts_per_round, draw_weights, cfg.run.seed))
+    mixture = {"prompts_drawn": dict(sorted(drawn.items())), "stored_answers": offline.mixture if offline else None}
+    return finish_run(out, trainer, cfg, settings, log, engines, time.time() - start, init, mixture)
 
 
 def load_file_weights(checkpoint: Path) -> dict:
@@ -147,7 +157,7 @@ def round_trainer(cfg: Config, ckpt_dir: Path, model, tokenizer, rows: list[dict
     from distill.batches import DistillCollator
     from distill.losses import KDSpec
     from distill.scoring import Objective
-    from distill.train.data import FEATURES
+    from distill.train.data import FEATURES, kd_needed, trainer_loss_weights
     from distill.train.trainer import DistillTrainer, default_callbacks, training_args
 
     o, t = cfg.onpolicy, cfg.train
@@ -166,12 +176,12 @@ def round_trainer(cfg: Config, ckpt_dir: Path, model, tokenizer, rows: list[dict
         model=model, args=args, data_collator=DistillCollator(pad_token_id=tokenizer.pad_token_id),
         train_dataset=Dataset.from_list(rows, features=FEATURES), processing_class=tokenizer,
         callbacks=default_callbacks() + [StopAtRoundEnd()],
-        objective=Objective.from_train(t, onpolicy=o.loss, onpolicy_spec=on_spec),
-        weights={"ce": t.w_ce, "kd": t.w_kd, "ul": t.w_unlikelihood, "on": o.w_onpolicy})
+        objective=Objective.from_train(t, with_kd=kd_needed(t), onpolicy=o.loss, onpolicy_spec=on_spec),
+        weights={**trainer_loss_weights(t), "ul": t.w_unlikelihood, "on": o.w_onpolicy})
 
 
 def finish_run(out: Path, trainer, cfg: Config, settings: dict, log: list, engines: Engines, wall: float,
-               init: Path) -> dict:
+               init: Path, mixture: dict) -> dict:
     """The final model folder, then the summary that marks the stage complete."""
     trainer.save_model(str(out))
     (out / "training_args.bin").unlink(missing_ok=True)
@@ -186,6 +196,7 @@ def finish_run(out: Path, trainer, cfg: Config, settings: dict, log: list, engin
         "train_loss": last.get("loss"), "on": last.get("on"), "on_estimate": last.get("on_estimate"),
         "engine_reloads": engines.reloads, "engine_restarts": engines.restarts, "round_log": log, "wall_s": wall,
         "model": str(out), "onpolicy_config": to_dict(cfg.onpolicy), "settings": settings,
+        "mixture": mixture,  # the tasks the rounds' prompts were drawn from, and train's record of the stored answers
     }
     finish(out, history, summary, cfg.train.keep_checkpoints)
     print(f"[onpolicy] {out.name}: {summary['rounds']} rounds, {summary['steps']} steps, "

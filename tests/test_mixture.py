@@ -152,3 +152,51 @@ def test_a_mixed_run_trains_from_its_sampler_and_records_its_mixture(shards, tin
     assert json.loads((root / "student" / "train_summary.json").read_text())["mixture"] == summary["mixture"]
     assert isinstance(samplers[0], torch.utils.data.WeightedRandomSampler)
     assert summary["steps"] == 2
+
+
+def test_onpolicy_rounds_draw_and_weigh_as_train_does(tiny_teacher, tmp_path):
+    """On-policy rounds follow the mixture: a round's prompts and the stored answers it mixes in are drawn by the
+    task weights (a task left out never, upsampling in proportion), the stored answers keep their per-task and
+    reference CE weights, and the trainer then takes each row's weights as they are. An unknown task is refused."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from distill.onpolicy.rounds import OfflineRows, prompt_draw_weights, round_prompts
+    from distill.onpolicy.run import round_trainer
+    from distill.prompts import Prompt
+
+    prompts = [Prompt(f"p{i:03d}", [{"role": "user", "content": text}], meta={"task": task})
+               for i, (text, task) in enumerate(zip(PROMPTS, TASKS))]
+    cfg = load_config(None, ["train.mixture={math: {weight: 1, w_ce: 0.25}, chat: {weight: 0}}",
+                             "train.w_ce_references=2", "train.report_to=none"])
+    weights = prompt_draw_weights(prompts, cfg)
+    for r in range(5):
+        drawn = round_prompts(prompts, r, 3, weights, seed=0)
+        assert len({p.id for p in drawn}) == 3 and {p.task for p in drawn} == {"math"}
+    assert round_prompts(prompts, 0, 6, weights) == round_prompts(prompts, 0, 6, weights)  # seeded; 4 math only
+    assert len(round_prompts(prompts, 0, 6, weights)) == 4
+
+    upsampled = prompt_draw_weights(prompts, load_config(None, ["train.upsample={math: 3}"]))
+    firsts = Counter(round_prompts(prompts, r, 1, upsampled)[0].task for r in range(3000))
+    assert firsts["math"] / 3000 == pytest.approx(4 * 3 / (4 * 3 + 8), abs=0.03)  # weight-proportional draws
+    plain = prompt_draw_weights(prompts, load_config(None, []))
+    assert plain is None and [p.id for p in round_prompts(prompts, 1, 5, plain)] == [
+        "p005", "p006", "p007", "p008", "p009"]  # no mixture: the next prompts in turn, as before
+    with pytest.raises(DistillError, match=r"^train\.mixture\.poetry: no task of that name in the training prompts"):
+        prompt_draw_weights(prompts, load_config(None, ["train.mixture={poetry: {weight: 1}}"]))
+
+    write_shard_set(tiny_teacher, tmp_path / "train", tasks=TASKS, given={0, 3})
+    offline = OfflineRows.load(tmp_path / "train", cfg)
+    assert Counter((r["task"], r["reference"], r["ce_weight"]) for r in offline.rows) == {
+        ("math", 1, 2.0): 2, ("math", 0, 0.25): 2, ("chat", 0, 0.5): 8}
+    assert offline.mixture["math"]["references"] == 2 and offline.mixture["chat"]["share"] == 0.0
+    assert {r["task"] for r in offline.draw(10, seed=1)} == {"math"}
+    with pytest.raises(DistillError, match=r"^train\.mixture\.poetry: no task of that name in the training shards"):
+        OfflineRows.load(tmp_path / "train", load_config(None, ["train.mixture={poetry: {weight: 1}}"]))
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_teacher, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
+    trainer = round_trainer(cfg, tmp_path / "ckpt", model, tokenizer, offline.rows, 1)
+    assert (trainer.weights["ce"], trainer.weights["kd"]) == (1.0, 1.0)  # the rows carry w_ce and w_kd
+    trainer = round_trainer(load_config(None, ["train.report_to=none"]), tmp_path / "ckpt2", model, tokenizer,
+                            offline.rows, 1)
+    assert (trainer.weights["ce"], trainer.weights["kd"]) == (0.5, 0.5)

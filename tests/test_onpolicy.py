@@ -78,6 +78,8 @@ def test_a_mixed_run_reloads_the_students_weights_in_place(models, tmp_path):
     assert summary["engine_reloads"] == 2 and summary["engine_restarts"] == 0
     # lmbda 0.5: each round trains on its 4 student answers and as many stored teacher answers.
     assert [(r["round"], r["rows"]) for r in summary["round_log"]] == [(0, 8), (1, 8)]
+    assert summary["mixture"]["prompts_drawn"] == {"misc": 8}  # 2 rounds of 4 prompts, all of the corpus' category
+    assert sum(task["records"] for task in summary["mixture"]["stored_answers"].values()) == 12
 
 
 def test_a_student_with_another_tokenizer_is_refused_before_the_first_round(models, tmp_path):

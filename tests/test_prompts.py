@@ -53,6 +53,11 @@ def test_json_parquet_folder_and_columns(tmp_path):
     assert prompts[1].messages == [{"role": "user", "content": "What is coffee?"}]
     assert prompts[2].response == "A drink." and prompts[2].meta == {}
     assert stats["source"] == str(folder)
+    assert [p.task for p in prompts] == ["a", "b", "c"]  # no task or category field: one task per file
+    write_jsonl(folder / "d.jsonl", [{"question": "Why?", "qid": "q4", "category": "chat"},
+                                     {"question": "2+2?", "qid": "q5", "category": "chat", "task": "math"}])
+    tasks = {p.id: p.task for p in load_prompts(folder, columns={"prompt": "question", "id": "qid"})[0]}
+    assert (tasks["q4"], tasks["q5"]) == ("chat", "math")  # task wins over category
     with pytest.raises(DistillError, match="columns: unknown name 'question'"):
         load_prompts(folder, columns={"question": "prompt"})
 

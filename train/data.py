@@ -129,9 +129,13 @@ def rows_with_loss_weights(ds: Dataset, record: dict, w_ce: float, w_kd: float, 
 def sampling_weights(ds: Dataset, mixture: dict, upsample: dict | None = None) -> list[float] | None:
     """Each row's chance of being drawn: its task's mixture weight shared among the task's rows (1 without a
     mixture), times its task's upsampling factor. None: neither is set (every row once per epoch)."""
+    return task_draw_weights(ds["task"], mixture, upsample)
+
+
+def task_draw_weights(tasks: list[str], mixture: dict, upsample: dict | None = None) -> list[float] | None:
+    """sampling_weights for items (rows, prompts) whose tasks are `tasks`."""
     from collections import Counter
 
-    tasks = ds["task"]
     counts = Counter(tasks)
     upsample = {task: f for task, f in (upsample or {}).items() if task in counts}
     if not mixture and not upsample:
@@ -148,3 +152,13 @@ def own_loss_weights(mixture: dict) -> bool:
 def rows_carry_loss_weights(t) -> bool:
     """Rows carry absolute loss weights (rows_with_loss_weights), and the trainer's CE and KD weights are then 1."""
     return own_loss_weights(t.mixture) or t.w_ce_references is not None
+
+
+def trainer_loss_weights(t) -> dict[str, float]:
+    """The trainer's CE and KD weights for train config t: 1 where the rows carry their own, else w_ce and w_kd."""
+    return {"ce": 1.0, "kd": 1.0} if rows_carry_loss_weights(t) else {"ce": t.w_ce, "kd": t.w_kd}
+
+
+def kd_needed(t) -> bool:
+    """Some rows have a KD weight above 0 (train.w_kd, or a task's own w_kd)."""
+    return t.w_kd > 0 or any((e.w_kd or 0) > 0 for e in t.mixture.values())

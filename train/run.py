@@ -198,13 +198,12 @@ def build_trainer(cfg: Config, out: Path, model, tokenizer, train_ds, eval_ds, f
 
     from distill.batches import DistillCollator
     from distill.scoring import Objective
-    from distill.train.data import rows_carry_loss_weights
+    from distill.train.data import kd_needed, trainer_loss_weights
     from distill.train.trainer import DistillTrainer, default_callbacks, lora_config, training_args
 
     t = cfg.train
-    own_weights = rows_carry_loss_weights(t)
-    kd_needed = t.w_kd > 0 or any((e.w_kd or 0) > 0 for e in t.mixture.values())
-    if kd_needed and t.kd_temperature != 1.0 and t.tail == "bucket":  # measured: docs/results/temperature_tail.json
+    with_kd = kd_needed(t)
+    if with_kd and t.kd_temperature != 1.0 and t.tail == "bucket":  # measured: docs/results/temperature_tail.json
         print(f"[train] warning: train.kd_temperature={t.kd_temperature:g} tempers the tail class as if it were one "
               "token; the KD term's error grows fast away from 1 (README, 'Numbers and what they mean')", flush=True)
     return DistillTrainer(
@@ -216,9 +215,8 @@ def build_trainer(cfg: Config, out: Path, model, tokenizer, train_ds, eval_ds, f
         processing_class=tokenizer,
         peft_config=lora_config(model, t.lora),
         callbacks=default_callbacks(),
-        objective=Objective.from_train(t, with_kd=kd_needed),
-        weights={"ce": 1.0, "kd": 1.0, "ul": t.w_unlikelihood, "feature": t.w_feature} if own_weights else
-                {"ce": t.w_ce, "kd": t.w_kd, "ul": t.w_unlikelihood, "feature": t.w_feature},
+        objective=Objective.from_train(t, with_kd=with_kd),
+        weights={**trainer_loss_weights(t), "ul": t.w_unlikelihood, "feature": t.w_feature},
         features=features,
     )
 
