@@ -83,13 +83,16 @@ def passes_check(row: dict) -> bool:
     return score(row["check"], row["response"], finished=row.get("finish_reason") != "length")
 
 
-def exact_accuracy(rows: list[dict]) -> tuple[float | None, int]:
-    """Share of checkable rows (those with a "check") that pass their check (passes_check); (None, 0) if none."""
+def exact_counts(rows: list[dict]) -> tuple[int, int]:
+    """(passed, checked): the checkable rows (those with a "check") and how many pass their check (passes_check)."""
     checked = [r for r in rows if r.get("check")]
-    if not checked:
-        return None, 0
-    correct = sum(passes_check(r) for r in checked)
-    return correct / len(checked), len(checked)
+    return sum(passes_check(r) for r in checked), len(checked)
+
+
+def exact_accuracy(rows: list[dict]) -> tuple[float | None, int]:
+    """Share of checkable rows that pass their check, and how many were checked; (None, 0) if none."""
+    passed, checked = exact_counts(rows)
+    return (passed / checked if checked else None), checked
 
 
 # ---- teacher-forced aggregation -------------------------------------------------------------------------------

@@ -63,14 +63,15 @@ def rounded(obj):
 
 def text_metrics(rows: list[dict], reference: dict | None) -> dict:
     """Metrics of free generations; `reference` maps (set, prompt_id) -> the teacher's row (for ROUGE-L)."""
-    acc, n_checked = metrics.exact_accuracy(rows)
+    passed, n_checked = metrics.exact_counts(rows)
     rouge = None
     if reference is not None:
         pairs = [(r, reference.get((r["set"], r["prompt_id"]))) for r in rows]
         rouge = metrics.mean([metrics.rouge_l_f1(r["response"], ref["response"]) for r, ref in pairs if ref])
     return {
-        "exact_accuracy": acc,
+        "exact_accuracy": passed / n_checked if n_checked else None,
         "exact_checked": n_checked,
+        "exact_passed": passed,
         "rouge_l": rouge,
         "mean_response_tokens": metrics.mean([r["response_token_count"] for r in rows]),
         "repetition_rate": metrics.mean([metrics.repetition_rate(r["response"]) for r in rows]),

@@ -34,11 +34,12 @@ def write_checkable(source: Path, target: Path) -> int:
     return len(lines)
 
 
-def score_row(label: str, accuracy: float | None, checked: int, teacher: float | None) -> list:
-    """label, checked, passed, exact accuracy, 95% interval, share of the teacher's accuracy."""
-    passed = round((accuracy or 0) * checked)
-    low, high = wilson_interval(passed, checked)
-    return [label, checked, passed, accuracy, f"{low:.3f}-{high:.3f}", accuracy / teacher if teacher else None]
+def score_row(label: str, m: dict, teacher: dict) -> list:
+    """label, checked, passed, exact accuracy, 95% interval, share of the teacher's accuracy (m and teacher: a
+    report's text metrics)."""
+    low, high = wilson_interval(m["exact_passed"], m["exact_checked"])
+    share = m["exact_accuracy"] / teacher["exact_accuracy"] if teacher["exact_accuracy"] else None
+    return [label, m["exact_checked"], m["exact_passed"], m["exact_accuracy"], f"{low:.3f}-{high:.3f}", share]
 
 
 def main(argv: list[str]) -> int:
@@ -51,13 +52,10 @@ def main(argv: list[str]) -> int:
     models = report["models"]
     rows = []
     for name in MODELS:
-        m = models[name]
-        rows.append(score_row(f"{name}, all tasks", m["exact_accuracy"], m["exact_checked"],
-                              models["teacher"]["exact_accuracy"]))
+        rows.append(score_row(f"{name}, all tasks", models[name], models["teacher"]))
     for task in sorted(t for t, v in models["teacher"]["tasks"].items() if v["exact_checked"]):
         for name in MODELS:
-            m, t = models[name]["tasks"][task], models["teacher"]["tasks"][task]
-            rows.append(score_row(f"{name}, {task}", m["exact_accuracy"], m["exact_checked"], t["exact_accuracy"]))
+            rows.append(score_row(f"{name}, {task}", models[name]["tasks"][task], models["teacher"]["tasks"][task]))
     command = f"python experiments/exact_heldout.py {run.relative_to(ROOT) if run.is_relative_to(ROOT) else run}"
     passes = {name: exact_passes(work, name) for name in MODELS}
     results.record(

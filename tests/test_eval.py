@@ -379,6 +379,7 @@ def test_report_from_handmade_files(tmp_path):
     assert (m["student"]["tokens_per_s_min"], m["student"]["tokens_per_s_max"]) == (40.0, 60.0)
     assert m["student"]["ttft_s"] == 0.2 and m["student"]["cutoff_rate"] == 0.5 and m["student"]["mean_response_tokens"] == 5.0
     assert m["student"]["exact_accuracy"] == 0.5 and m["student_init"]["exact_accuracy"] == 0.0  # "no" is wrong
+    assert (m["student"]["exact_passed"], m["student"]["exact_checked"]) == (1, 2)
     assert m["teacher"]["exact_accuracy"] == 1.0
     assert m["student"]["rouge_l"] == 0.5  # 1.0 on "the answer is 4", 0.0 on "no" vs "yes it is"
     assert m["teacher"]["rouge_l"] is None

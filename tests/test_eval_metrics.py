@@ -51,7 +51,7 @@ def test_exact_accuracy_uses_checks_and_skips_uncheckable():
         {"response": "no check field"},
     ]
     acc, n = metrics.exact_accuracy(rows)
-    assert n == 3 and acc == pytest.approx(2 / 3)
+    assert n == 3 and acc == pytest.approx(2 / 3) and metrics.exact_counts(rows) == (2, 3)
     assert metrics.exact_accuracy([{"check": None, "response": "x"}]) == (None, 0)
 
 
