@@ -88,3 +88,19 @@ def test_the_worked_example_in_the_docs_is_what_the_script_computes():
     for figure in (f"{capacity.fmt(t['teacher_tokens'])}", f"{capacity.fmt(t['disk_bytes'])}B",
                    f"{t['gpu_hours']:,.0f}", f"{t['shards']:,}"):
         assert figure in doc, figure
+
+
+def test_the_measured_figures_in_the_docs_are_the_bench_results():
+    """docs/capacity.md quotes bench/results/generate.json and ray.json; a re-run bench must update the page."""
+    doc = (ROOT / "docs" / "capacity.md").read_text()
+    ray = json.loads(capacity.RAY_BENCH.read_text())
+    figures = {
+        "generate.json bytes per token": f"{BENCH['bytes_per_token']:.1f} B (whole shard)",
+        "generate.json top-k payload": f"{BENCH['topk_payload_bytes_per_token']:.1f} B top-20 payload",
+        "ray.json one worker": f"{ray['runs']['ray1_tok_s']:.1f} tok/s per worker",
+        "ray.json two workers": f"2 workers {ray['runs']['ray2_tok_s']:.1f} tok/s (x{ray['ratio_ray2_vs_ray1']:.2f})",
+        "ray.json Ray overhead": f"one Ray worker gives {ray['ratio_ray1_vs_local']:.2f}x",
+        "ray.json scaling": f"two workers {ray['ratio_ray2_vs_ray1']:.2f}x one worker",
+    }
+    for what, text in figures.items():
+        assert text in doc, f"docs/capacity.md should say '{text}' ({what})"
