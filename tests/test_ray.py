@@ -7,7 +7,7 @@
 * Ctrl-C stops a run within seconds, and the driver SIGKILLed mid-run (its whole process group, as `kill -9 -PGID`)
   leaves nothing running either; each rerun resumes from the shards already listed (never rewriting them) and the
   last one ends equal to the local run.
-* Score mode (the teacher scores given answers) on Ray writes what one process writes.
+* Given answers the teacher scores (score mode, generate.references) on Ray: what one process writes.
 * Bad settings end with one line naming the key, before any engine starts.
 
 The runs are `python -m distill.generate` subprocesses in their own session (tests/fault_helpers.Child), so Ray's
@@ -175,20 +175,32 @@ def test_ctrl_c_and_a_killed_driver_leave_nothing_running_and_reruns_resume(teac
 
 
 @pytest.mark.slow
-def test_score_mode_on_ray_equals_local(teacher, tmp_path):
-    """generate.mode=score (the teacher scores given answers) through the same units: the same bytes as one process."""
+@pytest.mark.parametrize("mode", ["score", "references"])
+def test_given_answers_on_ray_equal_local(teacher, tmp_path, mode):
+    """Answers the teacher scores instead of sampling go through the same units: generate.mode=score (every prompt
+    has one) and generate.references (some training prompts have one, the others are sampled) write on Ray the same
+    bytes as one process."""
     answered = tmp_path / "answered.jsonl"
     answered.write_text("".join(json.dumps({"id": f"s{i:02d}", "prompt": f"Name a colour ({i}).",
-                                            "response": f"Blue, like the sea on day {i}."}) + "\n" for i in range(8)))
+                                            **({"response": f"Blue, like the sea on day {i}."} if mode == "score"
+                                               else {"gold": f"Blue ({i})."} if i % 2 else {})}) + "\n"
+                                for i in range(8)))
+    settings = {"mode": "score"} if mode == "score" else {"references": "gold"}
     local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
-    run(load_config(config(tmp_path / "local.yaml", teacher, answered, local_dir, mode="score"), []))
-    child = ray_run(config(tmp_path / "ray.yaml", teacher, answered, ray_dir, mode="score", executor="ray"))
+    run(load_config(config(tmp_path / "local.yaml", teacher, answered, local_dir, **settings), []))
+    child = ray_run(config(tmp_path / "ray.yaml", teacher, answered, ray_dir, executor="ray", **settings))
     try:
         assert child.wait(timeout=RUN_LIMIT_S) == 0, child.tail()
     finally:
         child.cleanup()
     manifest = sh.open_shard_set(folder(ray_dir))
-    assert manifest["mode"] == "score" and len(files(ray_dir)) == 3  # two shards and the manifest
+    assert len(files(ray_dir)) == 3  # two shards and the manifest
+    if mode == "score":
+        assert manifest["mode"] == "score"
+    else:
+        assert manifest["responses"]["references"] == {"column": "gold", "prompts": 4}
+        given = {e.id for e in sh.read_examples(folder(ray_dir)) if e.finish_reason == "given"}
+        assert given == {f"s{i:02d}/0" for i in range(1, 8, 2)}
     if engine_batch_invariant(load_config(tmp_path / "ray.yaml")):  # CPU, one thread per engine (this machine)
         assert files(ray_dir) == files(local_dir)
     else:
